@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -168,7 +169,7 @@ def download(
         with os.fdopen(fd, "wb") as out:
             try:
                 response = urllib.request.urlopen(url, timeout=timeout)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
                 raise DownloadError(
                     manual_download_message(shown, target, _reason(exc))
                 ) from None
@@ -181,7 +182,7 @@ def download(
                         digest.update(block)
                         if bar is not None:
                             bar.update(len(block))
-                except (urllib.error.URLError, OSError) as exc:
+                except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                     raise DownloadError(
                         manual_download_message(shown, target, _reason(exc))
                     ) from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
@@ -125,7 +124,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             f"and loading it could run code. Only plain state dicts are accepted "
             f"(torch.load weights_only=True). Detail: {str(exc).splitlines()[0]}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # torch raises many types for damaged files (RuntimeError, EOFError, KeyError...)
         size = path.stat().st_size
         raise CheckpointError(
             f"could not read {path} ({size:,} bytes): the file is truncated or corrupt "

@@ -1,0 +1,46 @@
+"""Shared fixtures: seeded random-weight models and checkpoints in the official layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
+
+
+@pytest.fixture(scope="session")
+def vit_t():
+    """A seeded random-weight MobileSAM on the CPU."""
+    from basam_ui.loading import random_sam
+
+    return random_sam("vit_t", seed=0, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def vit_b():
+    """A seeded random-weight SAM ViT-B on the CPU."""
+    from basam_ui.loading import random_sam
+
+    return random_sam("vit_b", seed=0, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def checkpoint_files(tmp_path_factory, vit_t, vit_b) -> dict[str, Path]:
+    """vit_t and vit_b random weights saved as plain state dicts under the official names."""
+    from basam_ui.checkpoints import REGISTRY
+    from basam_ui.loading import save_state_dict
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    return {
+        name: save_state_dict(model, folder / REGISTRY[name].filename)
+        for name, model in (("vit_t", vit_t), ("vit_b", vit_b))
+    }
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> list[Path]:
+    """The real 2048-2241 px photographs in ../shared/images."""
+    found = sorted(SHARED_IMAGES.glob("*.jpg"))
+    assert found, f"no test photographs in {SHARED_IMAGES}"
+    return found
