@@ -13,6 +13,17 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (loaded on first access)
 _EXPORTS = {
+    "BASAMConfig": "basam.config",
+    "length_scale": "basam.config",
+    "preprocess": "basam.encoder",
+    "encode": "basam.encoder",
+    "Segmenter": "segmenter",
+    "ImageEmbedding": "segmenter",
+    "EncoderOutOfMemory": "segmenter",
+    "EmbeddingCache": "cache",
+    "load_image": "image_io",
+    "ImageReadError": "image_io",
+    "ImageTooLargeError": "image_io",
     "load_sam": "loading",
     "random_sam": "loading",
     "build_sam": "loading",

@@ -1,0 +1,290 @@
+"""Segmenter: one encoder pass per (image, model, size, setting); every prompt after that only
+runs the prompt encoder and mask decoder. Mirrors `SamPredictor`, at any size S."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .basam.config import BASAMConfig
+from .basam.encoder import encode, preprocess, resized_size
+from .cache import EmbeddingCache, EmbeddingKey
+from .decoder import decode_masks, logits_to_image
+from .loading import model_info
+
+SIZES = (512, 1024, 1536, 2048, 3072, 4096)
+Resolution = Union[int, str]
+
+
+class EncoderOutOfMemory(RuntimeError):
+    """Encoding at the asked size did not fit in the device's memory."""
+
+
+@dataclass(frozen=True)
+class ImageEmbedding:
+    """An encoded image: the embedding and what is needed to map masks back to its pixels."""
+
+    key: EmbeddingKey
+    embedding: torch.Tensor  # (1, 256, S/16, S/16)
+    original_size: tuple[int, int]  # (H, W) of the image
+    input_size: tuple[int, int]  # (h, w) after resizing the long side to S, before padding
+    encode_seconds: float  # 0.0 when it came from the cache
+    source: str  # "computed", "memory" or "disk"
+
+    @property
+    def size(self) -> int:
+        return self.key.size
+
+    @property
+    def config(self) -> BASAMConfig:
+        return self.key.config
+
+    @property
+    def cache_hit(self) -> bool:
+        return self.source != "computed"
+
+
+def image_hash(image: np.ndarray) -> str:
+    """Content hash of an image array (its shape, dtype and bytes)."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(f"{image.shape}|{image.dtype}".encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.hexdigest()
+
+
+def native_size(original_size: tuple[int, int], max_size: int) -> int:
+    """The 'native' S: the long side rounded up to a multiple of 16, within [256, max_size]."""
+    long_side = max(original_size)
+    size = -(-long_side // 16) * 16
+    return max(256, min(size, max_size - max_size % 16))
+
+
+class Segmenter:
+    """Image -> cached embedding -> masks at the original resolution, like `SamPredictor`.
+
+    `cache_bytes` bounds the in-memory embedding cache; with `cache_dir`, embeddings are also
+    stored on disk and reused across restarts; pass `cache` to share one cache between
+    segmenters. `precision` is "auto" (bf16 autocast on CUDA where supported, else fp16;
+    fp32 elsewhere) or "fp32". `max_native_size` caps the "native" resolution.
+
+    `embed` and `predict_with` are thread-safe and keep no state; `set_image` and `predict`
+    hold the current image as `SamPredictor` does.
+    """
+
+    def __init__(
+        self,
+        sam: nn.Module,
+        cache_bytes: int = 1 << 30,
+        cache_dir: Optional[str | os.PathLike] = None,
+        *,
+        cache: Optional[EmbeddingCache] = None,
+        precision: str = "auto",
+        max_native_size: int = 4096,
+    ):
+        if precision not in ("auto", "fp32"):
+            raise ValueError(f"precision must be 'auto' or 'fp32', got {precision!r}")
+        self.sam = sam
+        self.cache = cache if cache is not None else EmbeddingCache(cache_bytes, cache_dir)
+        self.precision = precision
+        self.max_native_size = max_native_size
+        self.model = model_info(sam)
+        self.encoder_calls = 0
+        self._count_lock = threading.Lock()
+        self._current: Optional[ImageEmbedding] = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.sam.pixel_mean.device
+
+    # -- encoding -----------------------------------------------------------------------
+
+    def resolve_size(self, original_size: tuple[int, int], resolution: Resolution) -> int:
+        """S for a resolution: an int (a multiple of 16, >= 256) or "native"."""
+        if resolution == "native":
+            return native_size(original_size, self.max_native_size)
+        if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)):
+            raise ValueError(f"resolution must be a size like {SIZES} or 'native', got {resolution!r}")
+        size = int(resolution)
+        if size < 256 or size % 16:
+            raise ValueError(f"resolution must be a multiple of 16 and at least 256, got {size}")
+        return size
+
+    def embed(
+        self, image: np.ndarray, resolution: Resolution = 1024, config: Optional[BASAMConfig] = None
+    ) -> ImageEmbedding:
+        """Encode `image` (H x W x 3 uint8 RGB) at `resolution` with `config` (None = vanilla),
+        or fetch it from the cache."""
+        _check_image(image)
+        config = config if config is not None else BASAMConfig.vanilla()
+        original_size = (int(image.shape[0]), int(image.shape[1]))
+        size = self.resolve_size(original_size, resolution)
+        key = EmbeddingKey(image_hash(image), self.model.identity, size, config)
+        started = time.perf_counter()
+        embedding, source = self.cache.get(key, lambda: self._encode(image, size, config), self.device)
+        seconds = time.perf_counter() - started if source == "computed" else 0.0
+        return ImageEmbedding(key, embedding, original_size, resized_size(original_size, size), seconds, source)
+
+    def _encode(self, image: np.ndarray, size: int, config: BASAMConfig) -> torch.Tensor:
+        with self._count_lock:
+            self.encoder_calls += 1
+        try:
+            with torch.inference_mode(), self._autocast():
+                x = preprocess(self.sam, image, size)
+                return encode(self.sam, x, config).float()
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            raise self._oom(size) from exc
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower() or "can't allocate memory" in str(exc).lower():
+                raise self._oom(size) from exc
+            raise
+
+    def _oom(self, size: int) -> EncoderOutOfMemory:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        smaller = [s for s in SIZES if s < size]
+        hint = f"; try {smaller[-1]} or smaller" if smaller else ""
+        return EncoderOutOfMemory(
+            f"out of memory encoding at size {size} on {self.device}: choose a smaller inference size{hint}"
+        )
+
+    def _autocast(self):
+        if self.device.type != "cuda" or self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
+    # -- prompting ----------------------------------------------------------------------
+
+    def predict_with(
+        self,
+        embedding: ImageEmbedding,
+        point_coords: Optional[np.ndarray] = None,
+        point_labels: Optional[np.ndarray] = None,
+        box: Optional[np.ndarray] = None,
+        mask_input: Optional[np.ndarray] = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Masks for prompts on an embedded image, as `SamPredictor.predict`.
+
+        Coordinates are (x, y) in original pixels; points outside the image are clipped to
+        its last pixel (0..W-1, 0..H-1) and a box to its border (0..W, 0..H). Returns masks (C, H, W) (bool, or float logits with
+        `return_logits`), predicted IoUs (C,), and low-res logits (C, S/4, S/4), which can be
+        fed back as `mask_input` (1, S/4, S/4).
+        """
+        points, labels, box_xyxy = _check_prompts(point_coords, point_labels, box, mask_input, embedding.original_size)
+        size = embedding.size
+        scale = np.array(embedding.input_size[::-1], dtype=np.float64) / np.array(
+            embedding.original_size[::-1], dtype=np.float64
+        )
+        device = self.device
+        with torch.inference_mode():
+            points_t = labels_t = box_t = mask_t = None
+            if points is not None:
+                points_t = torch.as_tensor(points * scale, dtype=torch.float32, device=device)[None]
+                labels_t = torch.as_tensor(labels, dtype=torch.float32, device=device)[None]
+            if box_xyxy is not None:
+                box_t = torch.as_tensor(box_xyxy * np.tile(scale, 2), dtype=torch.float32, device=device)[None]
+            if mask_input is not None:
+                mask_t = torch.as_tensor(np.asarray(mask_input, dtype=np.float32), device=device)[None]
+                if mask_t.ndim == 3:
+                    mask_t = mask_t[None]
+            low_res, iou = decode_masks(
+                self.sam, embedding.embedding, points_t, labels_t, box_t, mask_t, multimask_output
+            )
+            masks = logits_to_image(low_res, embedding.input_size, embedding.original_size)[0]
+            masks = masks if return_logits else masks > self.sam.mask_threshold
+            return masks.cpu().numpy(), iou[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()
+
+    # -- SamPredictor-style state -------------------------------------------------------
+
+    def set_image(
+        self, image: np.ndarray, resolution: Resolution = 1024, config: Optional[BASAMConfig] = None
+    ) -> ImageEmbedding:
+        """Encode (or fetch) `image` and make it the current image for `predict`."""
+        self._current = self.embed(image, resolution, config)
+        return self._current
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._current is not None
+
+    def get_image_embedding(self) -> torch.Tensor:
+        """The current image's embedding (1, 256, S/16, S/16)."""
+        if self._current is None:
+            raise RuntimeError("no image set: call set_image first")
+        return self._current.embedding
+
+    def predict(
+        self,
+        point_coords: Optional[np.ndarray] = None,
+        point_labels: Optional[np.ndarray] = None,
+        box: Optional[np.ndarray] = None,
+        mask_input: Optional[np.ndarray] = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`predict_with` on the image given to `set_image`."""
+        if self._current is None:
+            raise RuntimeError("no image set: call set_image first")
+        return self.predict_with(
+            self._current, point_coords, point_labels, box, mask_input, multimask_output, return_logits
+        )
+
+    def reset_image(self) -> None:
+        self._current = None
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise ValueError(f"image must be an H x W x 3 uint8 RGB array, got shape {shape} and dtype {dtype}")
+    if min(image.shape[:2]) < 1:
+        raise ValueError(f"image is empty: shape {image.shape}")
+
+
+def _check_prompts(
+    point_coords, point_labels, box, mask_input, original_size: tuple[int, int]
+) -> tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+    """Validated prompts: points (n, 2) and box (4,) clipped to the image, labels (n,)."""
+    height, width = original_size
+    limit = np.array([width - 1, height - 1], dtype=np.float64)
+    if point_coords is None and box is None and mask_input is None:
+        raise ValueError("no prompt: give at least one point, a box or a mask_input")
+    if (point_coords is None) != (point_labels is None):
+        raise ValueError("point_coords and point_labels must be given together")
+    points = labels = xyxy = None
+    if point_coords is not None:
+        points = np.asarray(point_coords, dtype=np.float64).reshape(-1, 2) if np.size(point_coords) else None
+        labels = np.asarray(point_labels).reshape(-1)
+        if points is None or len(points) == 0:
+            raise ValueError("point_coords is empty")
+        if len(labels) != len(points):
+            raise ValueError(f"got {len(points)} points but {len(labels)} labels")
+        if not np.all(np.isin(labels, (0, 1))):
+            raise ValueError(f"point labels must be 1 (foreground) or 0 (background), got {labels.tolist()}")
+        if not np.all(np.isfinite(points)):
+            raise ValueError(f"point coordinates must be finite numbers, got {points.tolist()}")
+        points = np.clip(points, 0, limit)
+    if box is not None:
+        xyxy = np.asarray(box, dtype=np.float64).reshape(-1)
+        if xyxy.shape != (4,):
+            raise ValueError(f"box must be [x0, y0, x1, y1], got {np.asarray(box).tolist()}")
+        if not np.all(np.isfinite(xyxy)):
+            raise ValueError(f"box coordinates must be finite numbers, got {xyxy.tolist()}")
+        if xyxy[2] <= xyxy[0] or xyxy[3] <= xyxy[1]:
+            raise ValueError(f"box must have x1 > x0 and y1 > y0, got {xyxy.tolist()}")
+        xyxy = np.clip(xyxy, 0, np.array([width, height, width, height], dtype=np.float64))
+        if xyxy[2] <= xyxy[0] or xyxy[3] <= xyxy[1]:
+            raise ValueError(f"box {np.asarray(box).tolist()} lies outside the {width}x{height} image")
+    return points, labels, xyxy
