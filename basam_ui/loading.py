@@ -204,3 +204,15 @@ def save_state_dict(sam: nn.Module, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(sam.state_dict(), path)
     return path
+
+
+def official_or_random(
+    model_type: str,
+    device: Optional[str | torch.device] = None,
+    checkpoint_dir: Optional[str | os.PathLike] = None,
+) -> nn.Module:
+    """The official checkpoint when it is in the checkpoint folder, else seeded random
+    weights: for benchmarks, whose timings do not depend on the weights."""
+    if checkpoints.checkpoint_path(model_type, checkpoint_dir).is_file():
+        return load_sam(model_type, device=device, checkpoint_dir=checkpoint_dir)
+    return random_sam(model_type, seed=0, device=device)
