@@ -1,0 +1,237 @@
+"""Attention over a grid of tokens with BA-SAM's scale and distance penalty.
+
+Both functions compute, per batch element and head, for query token i and key token j on
+a grid of `grid = (rows, cols)` tokens flattened row-major:
+
+    logits_ij = scale * (q_i . k_j - beta * dist(i, j)) + rel_h[i, row_j] + rel_w[i, col_j] + bias[i, j]
+    out_i     = softmax_j(logits_ij) . v_j
+
+with dist the L1 grid distance |row_i - row_j| + |col_i - col_j| in token units. `rel_h`,
+`rel_w` are SAM's decomposed relative-position terms (per query, per key row / key column),
+`bias` TinyViT's learned attention biases (shared by the batch). Every term is optional.
+
+`grid_attention` is the fast path: `scaled_dot_product_attention` with the additive terms as
+a float mask, built in chunks of queries so that no per-head N x N tensor is ever held for a
+large grid. `grid_attention_reference` is the plain matmul-softmax-matmul, for checking it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .config import length_scale
+
+# Upper bound on the float mask built for one SDPA call. At vit_b's 12 heads one grid row of
+# queries at S = 2048 needs 100 MB; 256 MB chunks keep memory small and the SDPA calls large
+# (measured on a 2-core CPU: 64 MB chunks were slower, one 800 MB mask at S = 1024 too).
+MASK_BUDGET_BYTES = 256 * 2**20
+
+
+def attention_scale(head_dim: int, size: int, nsf: bool) -> float:
+    """The logit scale: 1/sqrt(head_dim), times NSF's ln N / ln N_train for input size `size`
+    when `nsf` is on."""
+    base = head_dim**-0.5
+    return base * length_scale(size) if nsf else base
+
+
+def check_beta(beta: float) -> float:
+    """`beta` as a float; ValueError unless it is a finite number >= 0."""
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+        raise ValueError(f"beta must be a number, got {type(beta).__name__}")
+    if not math.isfinite(beta) or beta < 0:
+        raise ValueError(f"beta must be a finite number >= 0, got {beta}")
+    return float(beta)
+
+
+def plan_chunks(
+    batch: int, heads: int, n_queries: int, n_keys: int, itemsize: int, max_bytes: int
+) -> Tuple[int, int]:
+    """(batch_step, query_step) for building a float mask of shape (batch, heads, n_queries,
+    n_keys) piecewise, each piece at most `max_bytes` (but always at least one query row).
+
+    Whole batch elements are taken when one fits, else one batch element at a time split
+    over queries.
+    """
+    per_query = heads * n_keys * itemsize
+    per_element = per_query * n_queries
+    if per_element * batch <= max_bytes:
+        return batch, n_queries
+    if per_element <= max_bytes:
+        return max(1, max_bytes // per_element), n_queries
+    return 1, max(1, min(n_queries, max_bytes // per_query))
+
+
+def _grid_distances(grid: Tuple[int, int], device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(N, rows) |row_i - r| and (N, cols) |col_i - c| in float32 for the N grid tokens."""
+    rows, cols = grid
+    index = torch.arange(rows * cols, device=device)
+    row_dist = (torch.div(index, cols, rounding_mode="floor")[:, None] - torch.arange(rows, device=device)).abs()
+    col_dist = (index.remainder(cols)[:, None] - torch.arange(cols, device=device)).abs()
+    return row_dist.float(), col_dist.float()
+
+
+def _check_shapes(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    grid: Tuple[int, int],
+    rel_h: Optional[torch.Tensor],
+    rel_w: Optional[torch.Tensor],
+    bias: Optional[torch.Tensor],
+) -> None:
+    if q.ndim != 4 or k.shape != q.shape or v.ndim != 4 or v.shape[:3] != q.shape[:3]:
+        raise ValueError(
+            f"q, k, v must be (batch, heads, tokens, dim) with equal leading sizes, got "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    rows, cols = grid
+    batch, heads, n, _ = q.shape
+    if rows * cols != n:
+        raise ValueError(f"grid {rows}x{cols} has {rows * cols} tokens but q has {n}")
+    for name, rel, size in (("rel_h", rel_h, rows), ("rel_w", rel_w, cols)):
+        if rel is not None and tuple(rel.shape) != (batch, heads, n, size):
+            raise ValueError(f"{name} must be {(batch, heads, n, size)}, got {tuple(rel.shape)}")
+    if bias is not None:
+        shape = (1,) * (4 - bias.ndim) + tuple(bias.shape)
+        if bias.ndim > 4 or shape[0] != 1 or shape[1] not in (1, heads) or shape[2:] != (n, n):
+            raise ValueError(
+                f"bias must be shared by the batch: ({heads} or 1, {n}, {n}), got {tuple(bias.shape)}"
+            )
+
+
+def grid_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    scale: float,
+    grid: Tuple[int, int],
+    beta: float = 0.0,
+    rel_h: Optional[torch.Tensor] = None,
+    rel_w: Optional[torch.Tensor] = None,
+    bias: Optional[torch.Tensor] = None,
+    max_mask_bytes: int = MASK_BUDGET_BYTES,
+) -> torch.Tensor:
+    """Attention with the logits in the module docstring, via SDPA.
+
+    q, k: (B, heads, N, d); v: (B, heads, N, dv), N = rows * cols of `grid`.
+    rel_h: (B, heads, N, rows), rel_w: (B, heads, N, cols); bias: (heads or 1, N, N),
+    shared by the batch (TinyViT's biases are the same for every window).
+    Returns (B, heads, N, dv) in q's dtype.
+
+    The mask (penalty and relative terms, in q's dtype) is built for a chunk of queries at a
+    time into one reused buffer of at most `max_mask_bytes` (see `plan_chunks`).
+    """
+    beta = check_beta(beta)
+    _check_shapes(q, k, v, grid, rel_h, rel_w, bias)
+    batch, heads, n, _ = q.shape
+    dtype, device = q.dtype, q.device
+    penalty = scale * beta
+    has_rel = rel_h is not None or rel_w is not None
+
+    if not has_rel and bias is None and penalty == 0.0:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+
+    if bias is not None:
+        bias = bias.to(dtype).reshape((1,) * (4 - bias.ndim) + tuple(bias.shape))
+    # The mask varies over the batch and heads only through the per-query terms; the bias
+    # is shared by the batch, so without per-query terms one mask serves every batch element.
+    mask_batch = batch if has_rel else 1
+    mask_heads = heads if has_rel else bias.shape[1] if bias is not None else 1
+
+    rows, cols = grid
+    if penalty != 0.0:
+        row_dist, col_dist = _grid_distances(grid, device)
+        row_pen = (row_dist * -penalty).to(dtype)  # (N, rows)
+        col_pen = (col_dist * -penalty).to(dtype)  # (N, cols)
+    else:
+        row_pen = torch.zeros(n, rows, dtype=dtype, device=device)
+        col_pen = torch.zeros(n, cols, dtype=dtype, device=device)
+
+    batch_step, query_step = plan_chunks(mask_batch, mask_heads, n, n, q.element_size(), max_mask_bytes)
+    # One buffer reused by every chunk: fresh large allocations cost page faults on the CPU.
+    needs_buffer = has_rel or penalty != 0.0
+    buffer = torch.empty(batch_step * mask_heads * query_step * n if needs_buffer else 0, dtype=dtype, device=device)
+    single = batch_step >= mask_batch and query_step >= n
+    out = None if single else q.new_empty(batch, heads, n, v.shape[-1])
+
+    for b0 in range(0, mask_batch, batch_step):
+        b1 = min(mask_batch, b0 + batch_step)
+        for i0 in range(0, n, query_step):
+            i1 = min(n, i0 + query_step)
+            row_term = row_pen[i0:i1]
+            col_term = col_pen[i0:i1]
+            if rel_h is not None:
+                row_term = rel_h[b0:b1, :, i0:i1] + row_term
+            if rel_w is not None:
+                col_term = rel_w[b0:b1, :, i0:i1] + col_term
+            if has_rel:
+                # (b, heads, q, rows, cols) -> (b, heads, q, N): row term + column term per key
+                chunk_shape = (b1 - b0, heads, i1 - i0, rows, cols)
+                mask = buffer[: math.prod(chunk_shape)].view(chunk_shape)
+                torch.add(row_term[..., :, None], col_term[..., None, :], out=mask)
+                mask = mask.view(b1 - b0, heads, i1 - i0, n)
+                if bias is not None:
+                    mask += bias[:, :, i0:i1]
+            else:
+                if penalty == 0.0:
+                    mask = bias[:, :, i0:i1]  # the bias alone: no copy needed
+                else:
+                    chunk_shape = (1, mask_heads, i1 - i0, n)
+                    mask = buffer[: math.prod(chunk_shape)].view(chunk_shape)
+                    penalty_chunk = (row_term[:, :, None] + col_term[:, None, :]).view(i1 - i0, n)
+                    if bias is not None:
+                        torch.add(bias[:, :, i0:i1], penalty_chunk, out=mask)
+                    else:
+                        mask.copy_(penalty_chunk)
+            result = F.scaled_dot_product_attention(
+                q[b0:b1, :, i0:i1] if has_rel else q[:, :, i0:i1],
+                k[b0:b1] if has_rel else k,
+                v[b0:b1] if has_rel else v,
+                attn_mask=mask,
+                scale=scale,
+            )
+            if single:
+                return result
+            if has_rel:
+                out[b0:b1, :, i0:i1] = result
+            else:
+                out[:, :, i0:i1] = result
+    return out
+
+
+def grid_attention_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    scale: float,
+    grid: Tuple[int, int],
+    beta: float = 0.0,
+    rel_h: Optional[torch.Tensor] = None,
+    rel_w: Optional[torch.Tensor] = None,
+    bias: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """The same attention as `grid_attention`, written out with the full N x N logits in
+    float32 (small grids only). Returns q's dtype."""
+    beta = check_beta(beta)
+    _check_shapes(q, k, v, grid, rel_h, rel_w, bias)
+    rows, cols = grid
+    batch, heads, n, _ = q.shape
+    qf, kf, vf = q.float(), k.float(), v.float()
+    token_row = torch.arange(n, device=q.device) // cols
+    token_col = torch.arange(n, device=q.device) % cols
+    dist = (token_row[:, None] - token_row[None, :]).abs() + (token_col[:, None] - token_col[None, :]).abs()
+    logits = scale * (qf @ kf.transpose(-2, -1) - beta * dist.float())
+    if rel_h is not None:
+        logits = logits + rel_h.float()[..., token_row]  # key j gets rel_h[i, row_j]
+    if rel_w is not None:
+        logits = logits + rel_w.float()[..., token_col]
+    if bias is not None:
+        logits = logits + bias.float()
+    return (logits.softmax(dim=-1) @ vf).to(q.dtype)
