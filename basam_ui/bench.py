@@ -64,7 +64,7 @@ def run_encoder_bench(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     device = str(args.device or default_device())
-    variants = [v for v in VARIANTS if not (v == "stock" and args.no_stock)]
+    variants = [v for v in VARIANTS if v in args.variants]
     print(_header(device, args.checkpoint_dir, args.models, beta, args.repeats))
     failed = False
     for model in args.models:
@@ -111,11 +111,14 @@ def _gb(value: Optional[int]) -> str:
 
 
 def format_table(rows: list[CaseResult], beta: float) -> str:
-    """The rows of one model and size as a text table with ours/stock ratios."""
+    """The rows of one model and size as a text table with ours/stock ratios, and BA-SAM's
+    time over ours-vanilla (the cost of the method itself, also where stock cannot run)."""
     labels = {"stock": "stock encoder", "vanilla": "ours, vanilla", "basam": f"ours, BA-SAM (beta={beta:g})"}
     stock = next((r for r in rows if r.variant == "stock" and r.seconds is not None), None)
+    vanilla = next((r for r in rows if r.variant == "vanilla" and r.seconds is not None), None)
     lines = [
-        f"{'model':6} {'S':>5}  {'encoder':28} {'time s':>8} {'peak GB':>8} {'base GB':>8} {'time/stock':>10} {'mem/stock':>9}"
+        f"{'model':6} {'S':>5}  {'encoder':28} {'time s':>8} {'peak GB':>8} {'base GB':>8} {'time/stock':>10} "
+        f"{'mem/stock':>9} {'time/vanilla':>12}"
     ]
     for row in rows:
         label = labels[row.variant]
@@ -127,9 +130,10 @@ def format_table(rows: list[CaseResult], beta: float) -> str:
             time_ratio = f"{row.seconds / stock.seconds:.2f}"
             if row.peak_bytes and stock.peak_bytes:
                 mem_ratio = f"{row.peak_bytes / stock.peak_bytes:.2f}"
+        vs_vanilla = f"{row.seconds / vanilla.seconds:.2f}" if row.variant == "basam" and vanilla else "-"
         lines.append(
             f"{row.model:6} {row.size:>5}  {label:28} {row.seconds:>8.2f} {_gb(row.peak_bytes):>8} "
-            f"{_gb(row.baseline_bytes):>8} {time_ratio:>10} {mem_ratio:>9}"
+            f"{_gb(row.baseline_bytes):>8} {time_ratio:>10} {mem_ratio:>9} {vs_vanilla:>12}"
         )
     return "\n".join(lines) + "\n"
 

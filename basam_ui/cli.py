@@ -102,7 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--repeats", type=int, default=3, help="timed repeats per case; the median is reported (default: 3)")
         p.add_argument("--device", help="torch device (default: CUDA, then MPS, then CPU)")
         p.add_argument("--checkpoint-dir", metavar="DIR", help="use official checkpoints from here when present")
-    enc.add_argument("--no-stock", action="store_true", help="skip the stock encoder")
+    enc.add_argument(
+        "--variants",
+        nargs="+",
+        choices=("stock", "vanilla", "basam"),
+        default=["stock", "vanilla", "basam"],
+        help="which encoders to run: the stock one, ours with the vanilla setting, ours with BA-SAM "
+        "(default: all three)",
+    )
     enc.add_argument("--beta", type=float, default=0.1, help="BM-AM slope for the BA-SAM rows (default: 0.1)")
     prm.add_argument("--predictions", type=int, default=20, help="predictions timed per case (default: 20)")
 

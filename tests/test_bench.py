@@ -1,0 +1,60 @@
+"""The benchmark tables: ratios computed from the rows of the same run, skips explained."""
+
+from __future__ import annotations
+
+import argparse
+
+from basam_ui import bench, bench_prompt
+from basam_ui.bench import CaseResult, format_table, stock_attention_bytes
+
+
+def test_encoder_table_ratios():
+    rows = [
+        CaseResult("vit_b", 1024, "stock", 20.0, 4_000_000_000, 500_000_000),
+        CaseResult("vit_b", 1024, "vanilla", 10.0, 2_000_000_000, 500_000_000),
+        CaseResult("vit_b", 1024, "basam", 11.0, 1_000_000_000, 500_000_000),
+    ]
+    table = format_table(rows, beta=0.1).splitlines()
+    assert "time/stock" in table[0] and "time/vanilla" in table[0]
+    vanilla, basam = table[2].split(), table[3].split()
+    assert vanilla[-3:] == ["0.50", "0.50", "-"]
+    assert basam[-3:] == ["0.55", "0.25", "1.10"]
+
+
+def test_encoder_table_without_stock():
+    rows = [
+        CaseResult("vit_t", 2048, "stock", note="skipped (TinyViT's stock forward only runs at 1024)"),
+        CaseResult("vit_t", 2048, "vanilla", 8.0, 1, 1),
+        CaseResult("vit_t", 2048, "basam", 8.2, 1, 1),
+    ]
+    table = format_table(rows, beta=0.1)
+    assert "skipped (TinyViT" in table
+    assert table.splitlines()[3].split()[-1] == "1.02"
+
+
+def test_stock_memory_estimate_matches_the_spec():
+    # spec sec. 6: one fp32 N x N matrix per head is 1.07 GB at S = 2048; vit_b has 12 heads
+    assert abs(stock_attention_bytes("vit_b", 2048) / 3 / 12 - 1.07e9) < 0.01e9
+
+
+def test_encoder_bench_runs_a_small_case(capsys):
+    args = argparse.Namespace(
+        bench="encoder", models=["vit_t"], sizes=[256], repeats=1, device="cpu",
+        checkpoint_dir=None, variants=["vanilla", "basam"], beta=0.1,
+    )
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("vit_t")]
+    assert len(lines) == 2
+    for line in lines:  # columns: model (6), S (5), encoder label (28), then time in seconds
+        assert float(line[6 + 1 + 5 + 2 + 28 :].split()[0]) > 0
+
+
+def test_prompt_bench_table(capsys):
+    args = argparse.Namespace(
+        bench="prompt", models=["vit_t"], sizes=[256], predictions=8, device="cpu", checkpoint_dir=None
+    )
+    assert bench_prompt.run_prompt_bench(args) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| vit_t")][0]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "256" and float(cells[3]) > 0 and float(cells[4]) >= float(cells[3]) and cells[5] == "1"
