@@ -1,0 +1,424 @@
+"""The annotation app: the page layout, its event wiring, and `main(args)` for `basam-ui`.
+
+The engine (models + embedding cache) is made once in `main` (or `space_app`) and captured
+by the event functions; each browser session's state is a `handlers.Session` in gr.State.
+What the events do lives in `handlers.py`; this module only maps components to it.
+"""
+
+from __future__ import annotations
+
+import os
+
+# before Gradio is imported: it reads this at import time
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable, Optional  # noqa: E402
+
+import gradio as gr  # noqa: E402
+
+from . import handlers  # noqa: E402
+from .handlers import AppEngine, AppError, Session, Settings  # noqa: E402
+from .prompt_canvas import SET_NEGATIVE_JS, PromptCanvas  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"  # present in a clone or a Space
+EXAMPLES = (("camouflage.jpg", "camouflage_mask.png"), ("lesion.jpg", "lesion_mask.png"))
+IMAGE_FILE_TYPES = ["image", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"]
+MAX_FILE_SIZE = "500mb"
+RANDOM_WEIGHTS_WARNING = (
+    "⚠️ **Random weights.** This server runs an untrained model (`--random-weights`): the masks "
+    "are meaningless. Use it to try the interface only; run `basam-ui` without the option to "
+    "use the real checkpoint."
+)
+PROMPT_HELP = (
+    "Click: positive point · Shift-click or right-click: negative point · drag: box. "
+    "SAM takes one box per prediction: the last box drawn is used, together with all points."
+)
+DIFF_LEGEND = "blue: only in SAM · orange: only in BA-SAM · light: in both"
+
+CSS = """
+#message p { color: #b91c1c; font-weight: 600; }
+#weights-warning { background: #fff4d6; border-radius: 6px; padding: 6px 12px; }
+#weights-warning p { color: #6b4a00; }
+#diff-legend p { font-size: 0.85em; opacity: 0.8; }
+"""
+
+
+def concurrency_limit(device: str) -> int:
+    """How many model events run at once. On CPU one: a second event would only split the
+    same cores and make both slower. On a GPU two: a user's clicks (decode only) then need
+    not queue behind another user's multi-second encode at a large S, while at most two
+    encodes share the GPU's memory (the encoder's attention is chunked, so its memory stays
+    bounded; more at once would risk running out at 4096)."""
+    return 1 if str(device).startswith("cpu") else 2
+
+
+def build_app(engine: AppEngine) -> gr.Blocks:
+    """The page for `engine`, queued. Launch it with `demo.launch(**launch_options(engine))`."""
+    with gr.Blocks(title="basam-ui: SAM vs BA-SAM", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
+        state = gr.State(Session(), delete_callback=engine.forget)
+        gr.Markdown(
+            "## basam-ui — Segment Anything at native resolution: SAM next to BA-SAM\n"
+            "Upload an image, prompt it, and compare vanilla SAM with BA-SAM (NSF + BM-AM) at the "
+            "inference size you choose."
+        )
+        gr.Markdown(RANDOM_WEIGHTS_WARNING, elem_id="weights-warning", visible=engine.random_weights)
+        message = gr.Markdown("", elem_id="message")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                upload = gr.File(label="Image", file_types=IMAGE_FILE_TYPES, type="filepath", elem_id="upload", height=110)
+                gt_upload = gr.File(
+                    label="Ground-truth mask (optional)", file_types=IMAGE_FILE_TYPES, type="filepath",
+                    elem_id="gt-upload", height=110,
+                )
+                click_mode = gr.Radio(["positive", "negative"], value="positive", label="Click adds", elem_id="click-mode")
+                with gr.Row():
+                    undo = gr.Button("Undo last prompt", elem_id="undo", size="sm")
+                    clear = gr.Button("Clear all", elem_id="clear", size="sm")
+                model = gr.Dropdown(
+                    engine.model_types, value=engine.default_model, label="Model", elem_id="model",
+                    interactive=len(engine.model_types) > 1,
+                )
+                size = gr.Dropdown(
+                    engine.size_choices(), value=engine.default_size, label="Inference size S", elem_id="size",
+                    info=f"'native': the image's long side (at most {engine.max_size})",
+                )
+                with gr.Row():
+                    nsf = gr.Checkbox(True, label="NSF", info="new scaling factor", elem_id="nsf")
+                    bmam = gr.Checkbox(True, label="BM-AM", info="bias-mode attention mask", elem_id="bmam")
+                beta = gr.Slider(0, 2.5, value=handlers.DEFAULT_BETA, step=0.05, label="β (BM-AM slope)", elem_id="beta")
+                multimask = gr.Checkbox(False, label="Multimask (3 candidates per side)", elem_id="multimask")
+            with gr.Column(scale=4):
+                canvas = PromptCanvas(None, elem_id="canvas")
+                gr.Markdown(PROMPT_HELP)
+                status = gr.Markdown("Upload an image to start.", elem_id="status")
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=200):
+                        sam_panel = _panel("SAM", "sam-panel")
+                        sam_candidates = gr.Radio([], label="SAM candidates", elem_id="sam-candidates", visible=False)
+                    with gr.Column(min_width=200):
+                        basam_panel = _panel("BA-SAM", "basam-panel")
+                        basam_candidates = gr.Radio([], label="BA-SAM candidates", elem_id="basam-candidates", visible=False)
+                    with gr.Column(min_width=200):
+                        diff_panel = _panel("Difference", "diff-panel")
+                        gr.Markdown(DIFF_LEGEND, elem_id="diff-legend")
+        with gr.Row():
+            export_side = gr.Radio(list(handlers.SIDES), value="BA-SAM", label="Export the mask of", elem_id="export-side")
+            export_format = gr.Radio(list(handlers.EXPORT_FORMATS), value="PNG", label="as", elem_id="export-format")
+            download = gr.DownloadButton("Download mask (full resolution)", elem_id="download", interactive=False)
+        examples = _examples(upload, gt_upload)
+        api_inputs, api_outputs, api_trigger = _api_components(engine)
+
+        settings_inputs = [model, size, nsf, bmam, beta, multimask]
+        page_outputs = [state, sam_panel, basam_panel, diff_panel, sam_candidates, basam_candidates, status, download, message]
+        common_inputs = {state, *settings_inputs, export_side, export_format}
+
+        def settings_of(data: dict) -> Settings:
+            return Settings(data[model], data[size], data[nsf], data[bmam], data[beta], data[multimask])
+
+        def page(session: Session, data: dict) -> dict:
+            """Component updates showing `session`."""
+            shown = handlers.view(engine, session)
+            exported = handlers.export_mask_file(engine, session, data[export_side], data[export_format])
+            return {
+                state: session,
+                sam_panel: shown.sam_panel,
+                basam_panel: shown.basam_panel,
+                diff_panel: shown.diff_panel,
+                sam_candidates: gr.update(choices=shown.sam_candidates, value=shown.sam_choice, visible=bool(shown.sam_candidates)),
+                basam_candidates: gr.update(choices=shown.basam_candidates, value=shown.basam_choice, visible=bool(shown.basam_candidates)),
+                status: shown.status,
+                download: gr.update(value=exported, interactive=exported is not None),
+                message: "",
+            }
+
+        def guarded(
+            event: Callable[[dict, handlers.Progress], tuple[Session, dict]],
+            keep_message: bool = False,
+            on_error: Optional[dict] = None,
+        ):
+            """An event function for Gradio: runs `event`, shows the page for the session it
+            returns; on AppError shows the message (plus the `on_error` updates) and keeps the
+            state as it was. With `keep_message` a success leaves the message line alone (a
+            follow-up step must not wipe the error of the step before it)."""
+
+            def run(data: dict, progress=gr.Progress()) -> dict:
+                def report(fraction: float, text: str) -> None:
+                    progress(fraction, desc=text)
+
+                try:
+                    session, extra = event(data, report)
+                except AppError as exc:
+                    gr.Warning(str(exc))
+                    return {**(on_error or {}), message: f"⚠️ {exc}"}
+                except Exception as exc:  # a bug: say so in the page, keep serving
+                    log.exception("event failed")
+                    gr.Warning(f"internal error: {type(exc).__name__}: {exc}")
+                    return {message: f"⚠️ internal error: {type(exc).__name__}: {exc}"}
+                shown = {**page(session, data), **extra}
+                if keep_message:
+                    del shown[message]
+                return shown
+
+            return run
+
+        def on_upload(data, report):
+            session = handlers.upload_image(engine, data[upload])
+            engine.forget(data[state])  # the previous image's files
+            negative = data[click_mode] == "negative"
+            return session, {canvas: handlers.canvas_value(session.canvas_image, negative), gt_upload: None}
+
+        def on_example(data, report):
+            session = handlers.set_ground_truth(engine, handlers.upload_image(engine, data[upload]), data[gt_upload])
+            engine.forget(data[state])
+            return session, {canvas: handlers.canvas_value(session.canvas_image, data[click_mode] == "negative")}
+
+        def on_reset(data, report):
+            engine.forget(data[state])
+            return Session(), {canvas: None, gt_upload: None}
+
+        def on_prompt(data, report):
+            return handlers.set_prompts(engine, data[state], data[canvas], settings_of(data), report), {}
+
+        def on_canvas_edit(edit: Callable[[Optional[dict]], Optional[dict]]):
+            def run(data, report):
+                value = edit(data[canvas])
+                session = handlers.set_prompts(engine, data[state], value, settings_of(data), report)
+                return session, {canvas: value}
+
+            return run
+
+        def on_settings(data, report):  # also the encoding step after an upload
+            return handlers.compute(engine, data[state], settings_of(data), report), {}
+
+        def on_pick(side: str, radio: gr.Radio):
+            def run(data, report):
+                return handlers.pick_candidate(data[state], side, data[radio]), {}
+
+            return run
+
+        def on_gt(data, report):
+            session = handlers.set_ground_truth(engine, data[state], data[gt_upload])
+            return handlers.compute(engine, session, settings_of(data), report), {}
+
+        def on_export_choice(data: dict) -> dict:
+            try:
+                exported = handlers.export_mask_file(engine, data[state], data[export_side], data[export_format])
+            except AppError as exc:
+                return {message: f"⚠️ {exc}"}
+            return {download: gr.update(value=exported, interactive=exported is not None), message: ""}
+
+        progress_on = [sam_panel, basam_panel]  # "encoding SAM…" shows there, not on every output
+        listen = partial(_listen, outputs=page_outputs, concurrency_id="models", show_progress_on=progress_on)
+        # an upload shows the image at once, then encodes it (with progress) in a second step;
+        # a file that is no image is taken off the upload control, so another can be picked
+        encode = guarded(on_settings, keep_message=True)
+        uploaded = listen(
+            upload.upload, guarded(on_upload, on_error={upload: None}), {*common_inputs, upload, click_mode},
+            extra=[canvas, gt_upload, upload], api_name="upload",
+        )
+        listen(uploaded.then, encode, common_inputs, api_name="encode_upload")
+        listen(upload.clear, guarded(on_reset), common_inputs, extra=[canvas, gt_upload], api_name="clear_image")
+        listen(
+            gt_upload.upload, guarded(on_gt, on_error={gt_upload: None}), {*common_inputs, gt_upload},
+            extra=[gt_upload], api_name="ground_truth",
+        )
+        listen(gt_upload.clear, guarded(on_gt), {*common_inputs, gt_upload}, api_name="clear_ground_truth")
+        if examples is not None:
+            loaded = listen(
+                examples.load_input_event.then, guarded(on_example), {*common_inputs, upload, gt_upload, click_mode},
+                extra=[canvas], api_name="example",
+            )
+            listen(loaded.then, encode, common_inputs, api_name="encode_example")
+        # prompts: read from the canvas INPUT value; the prompt handler never writes the canvas
+        listen(canvas.prompt, guarded(on_prompt), {*common_inputs, canvas}, trigger_mode="always_last", api_name="prompt")
+        listen(undo.click, guarded(on_canvas_edit(handlers.undo_canvas)), {*common_inputs, canvas}, extra=[canvas], api_name="undo")
+        listen(clear.click, guarded(on_canvas_edit(handlers.clear_canvas)), {*common_inputs, canvas}, extra=[canvas], api_name="clear_prompts")
+        click_mode.change(None, [click_mode, canvas], canvas, js=SET_NEGATIVE_JS, queue=False, api_visibility="private")
+        # settings: checkboxes on user input, dropdowns on change (their input event fires
+        # twice per pick), beta on release (not per drag step)
+        settings_triggers = [model.change, size.change, nsf.input, bmam.input, multimask.input, beta.release]
+        listen(settings_triggers, guarded(on_settings), common_inputs, trigger_mode="always_last", api_name="settings")
+        listen(sam_candidates.input, guarded(on_pick("SAM", sam_candidates)), {*common_inputs, sam_candidates}, api_name="pick_sam")
+        listen(
+            basam_candidates.input, guarded(on_pick("BA-SAM", basam_candidates)), {*common_inputs, basam_candidates},
+            api_name="pick_basam",
+        )
+        _listen(
+            [export_side.input, export_format.input], on_export_choice, common_inputs, outputs=[download, message],
+            show_progress="hidden", api_name="export_choice",
+        )
+
+        api_trigger.click(
+            _segment_endpoint(engine), api_inputs, api_outputs, api_name="segment", concurrency_id="models",
+            api_description="Segment an image with vanilla SAM and BA-SAM: both masks as PNG files and an info dict.",
+        )
+    demo.queue(default_concurrency_limit=concurrency_limit(engine.device))
+    return demo
+
+
+def _panel(label: str, elem_id: str) -> gr.Image:
+    """An output picture (open it full screen for detail)."""
+    return gr.Image(label=label, type="filepath", interactive=False, elem_id=elem_id, buttons=["fullscreen", "download"])
+
+
+def _listen(trigger, fn, inputs, *, outputs, extra=(), **kwargs):
+    """Attach a page event to one trigger or several (kept out of the API docs; gradio_client
+    can still call it by its api_name)."""
+    if isinstance(trigger, list):
+        return gr.on(trigger, fn, inputs=inputs, outputs=[*outputs, *extra], api_visibility="undocumented", **kwargs)
+    return trigger(fn, inputs=inputs, outputs=[*outputs, *extra], api_visibility="undocumented", **kwargs)
+
+
+def _examples(upload: gr.File, gt_upload: gr.File) -> Optional[gr.Examples]:
+    """The example images with their ground-truth masks, when the assets folder is there."""
+    rows = [[str(ASSETS / image), str(ASSETS / mask)] for image, mask in EXAMPLES if (ASSETS / image).is_file() and (ASSETS / mask).is_file()]
+    if not rows:
+        return None
+    return gr.Examples(rows, inputs=[upload, gt_upload], label="Examples (image + ground-truth mask)", example_labels=["camouflage", "lesion"][: len(rows)])
+
+
+def _api_components(engine: AppEngine) -> tuple[list, list, gr.Button]:
+    """Hidden inputs/outputs of the "segment" API endpoint (their labels name its parameters)."""
+    with gr.Column(visible=False):
+        inputs = [
+            gr.File(label="image", type="filepath"),
+            gr.Textbox(label="points", value="", info="JSON [[x, y, label], ...], label 1 positive, 0 negative"),
+            gr.Textbox(label="box", value="", info="JSON [x0, y0, x1, y1] or empty"),
+            gr.Textbox(label="size", value=engine.default_size),
+            gr.Checkbox(True, label="nsf"),
+            gr.Checkbox(True, label="bmam"),
+            gr.Number(handlers.DEFAULT_BETA, label="beta"),
+            gr.Checkbox(False, label="multimask"),
+            gr.Textbox(label="model", value=engine.default_model),
+        ]
+        outputs = [gr.File(label="sam_mask"), gr.File(label="basam_mask"), gr.JSON(label="info")]
+        trigger = gr.Button("segment")
+    return inputs, outputs, trigger
+
+
+def _segment_endpoint(engine: AppEngine) -> Callable:
+    """The "segment" API function (its parameter names are the API's)."""
+
+    def segment(
+        image: str, points: str = "", box: str = "", size: str = "1024", nsf: bool = True, bmam: bool = True,
+        beta: float = handlers.DEFAULT_BETA, multimask: bool = False, model: str = "", progress=gr.Progress(),
+    ) -> tuple[str, str, dict]:
+        try:
+            sam_mask, basam_mask, info = handlers.segment(
+                engine, image, points, box, size, nsf, bmam, beta, multimask, model or None,
+                lambda fraction, text: progress(fraction, desc=text),
+            )
+        except AppError as exc:
+            raise gr.Error(str(exc)) from None
+        return str(sam_mask), str(basam_mask), info
+
+    return segment
+
+
+def launch_options(engine: AppEngine) -> dict[str, Any]:
+    """Keyword arguments for demo.launch(): upload bound, the folders served as files, CSS."""
+    allowed = [str(engine.work_dir)] + ([str(ASSETS)] if ASSETS.is_dir() else [])
+    return {"max_file_size": MAX_FILE_SIZE, "allowed_paths": allowed, "css": CSS}
+
+
+# -- engines from the command line or a Space -------------------------------------------
+
+
+def zero_gpu() -> Optional[Callable[[Callable], Callable]]:
+    """spaces.GPU when the `spaces` package is importable (Hugging Face ZeroGPU), else None."""
+    try:
+        import spaces
+    except ImportError:
+        return None
+    return spaces.GPU(duration=120)
+
+
+def engine_from_args(args: argparse.Namespace) -> AppEngine:
+    """The engine the command line asks for. Downloads the default checkpoint when the
+    checkpoint folder has none. Raises DownloadError / CheckpointError / ValueError."""
+    from .checkpoints import DEFAULT_MODEL_TYPE, available_checkpoints, download
+    from .loading import default_device, load_sam, model_info, random_sam
+
+    device = str(args.device or default_device())
+    if args.random_weights:
+        model_type = args.model or DEFAULT_MODEL_TYPE
+        loaders = {model_type: partial(random_sam, model_type, seed=0, device=device)}
+    elif args.checkpoint:
+        sam = load_sam(args.model, args.checkpoint, device)
+        loaders = {model_info(sam).model_type: lambda: sam}
+    else:
+        found = available_checkpoints(args.checkpoint_dir)
+        wanted = args.model or (DEFAULT_MODEL_TYPE if not found or DEFAULT_MODEL_TYPE in found else next(iter(found)))
+        if wanted not in found:
+            print(f"basam-ui: no {wanted} checkpoint found; downloading it", file=sys.stderr)
+            found[wanted] = download(wanted, args.checkpoint_dir)
+        loaders = {t: partial(load_sam, t, path, device) for t, path in found.items()}
+        loaders = {wanted: loaders.pop(wanted), **loaders}  # the default first in the dropdown
+    engine = AppEngine(
+        loaders,
+        max_size=args.max_size,
+        cache_bytes=int(args.cache_gb * (1 << 30)),
+        cache_dir=args.cache_dir,
+        random_weights=bool(args.random_weights),
+        device=device,
+        gpu=zero_gpu(),
+    )
+    try:
+        engine.segmenter(engine.default_model)  # load the default now: a bad file fails at start
+    except AppError as exc:
+        engine.close()
+        from .loading import CheckpointError
+
+        raise CheckpointError(str(exc)) from None
+    return engine
+
+
+def main(args: argparse.Namespace) -> int:
+    """`basam-ui` with no command: build the engine, serve the page until interrupted."""
+    from .checkpoints import DownloadError
+    from .loading import CheckpointError
+
+    try:
+        engine = engine_from_args(args)
+    except (DownloadError, CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    # SIGTERM (docker stop, systemd, a test harness) stops the server like Ctrl-C does, so
+    # the work folder below is removed
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        demo = build_app(engine)
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(engine))
+    finally:
+        engine.close()
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def space_app() -> tuple[gr.Blocks, dict[str, Any]]:
+    """The app as a Hugging Face Space runs it: the default checkpoint downloaded at start-up
+    (model from $BASAM_UI_MODEL, default vit_t); BASAM_UI_RANDOM_WEIGHTS=1 forces random
+    weights. Returns the page and its launch options."""
+    from .checkpoints import DownloadError
+    from .cli import build_parser
+    from .loading import CheckpointError
+
+    argv = ["--model", os.environ.get("BASAM_UI_MODEL", "vit_t")]
+    if os.environ.get("BASAM_UI_RANDOM_WEIGHTS", "").strip() == "1":
+        argv.append("--random-weights")
+    try:
+        engine = engine_from_args(build_parser().parse_args(argv))
+    except (DownloadError, CheckpointError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return build_app(engine), launch_options(engine)
