@@ -10,7 +10,6 @@ from typing import Optional, Sequence
 from . import __version__
 from .checkpoints import CHECKPOINT_DIR_ENV, DEFAULT_MODEL_TYPE, MODEL_TYPES
 
-SIZES = (1024, 1536, 2048, 3072, 4096)
 
 
 def _add_model_options(p: argparse.ArgumentParser, *, model_default: Optional[str]) -> None:
