@@ -11,7 +11,6 @@ from . import __version__
 from .checkpoints import CHECKPOINT_DIR_ENV, DEFAULT_MODEL_TYPE, MODEL_TYPES
 
 
-
 def _add_model_options(p: argparse.ArgumentParser, *, model_default: Optional[str]) -> None:
     p.add_argument(
         "--model",
