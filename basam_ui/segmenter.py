@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .basam.config import BASAMConfig
-from .basam.encoder import encode, preprocess, resized_size
+from .basam.encoder import check_image, encode, preprocess, resized_size
 from .cache import EmbeddingCache, EmbeddingKey
 from .decoder import decode_masks, logits_to_image
 from .loading import model_info
@@ -123,7 +123,7 @@ class Segmenter:
     ) -> ImageEmbedding:
         """Encode `image` (H x W x 3 uint8 RGB) at `resolution` with `config` (None = vanilla),
         or fetch it from the cache."""
-        _check_image(image)
+        check_image(image)
         config = config if config is not None else BASAMConfig.vanilla()
         original_size = (int(image.shape[0]), int(image.shape[1]))
         size = self.resolve_size(original_size, resolution)
@@ -242,15 +242,6 @@ class Segmenter:
 
     def reset_image(self) -> None:
         self._current = None
-
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        shape = getattr(image, "shape", None)
-        dtype = getattr(image, "dtype", type(image).__name__)
-        raise ValueError(f"image must be an H x W x 3 uint8 RGB array, got shape {shape} and dtype {dtype}")
-    if min(image.shape[:2]) < 1:
-        raise ValueError(f"image is empty: shape {image.shape}")
 
 
 def _check_prompts(

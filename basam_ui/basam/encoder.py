@@ -39,6 +39,17 @@ def resized_size(original_hw: Tuple[int, int], size: int) -> Tuple[int, int]:
     return ResizeLongestSide.get_preprocess_shape(int(height), int(width), int(size))
 
 
+def check_image(image: np.ndarray) -> None:
+    """ValueError unless `image` is a non-empty H x W x 3 uint8 RGB array."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        raise ValueError(f"image must be an H x W x 3 uint8 RGB array, got {type(image).__name__} of shape {shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (0-255) RGB, got {image.dtype}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image is empty: shape {image.shape}")
+
+
 def preprocess(sam: nn.Module, image: np.ndarray, size: int) -> torch.Tensor:
     """H x W x 3 uint8 RGB -> (1, 3, S, S) input on the model's device, like SamPredictor:
     long side resized to S (ResizeLongestSide), normalised with the model's pixel mean/std,
@@ -46,13 +57,7 @@ def preprocess(sam: nn.Module, image: np.ndarray, size: int) -> torch.Tensor:
     from segment_anything.utils.transforms import ResizeLongestSide
 
     size = check_size(size)
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", None)
-        raise ValueError(f"image must be an H x W x 3 RGB array, got {type(image).__name__} of shape {shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 (0-255), got {image.dtype}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image is empty: shape {image.shape}")
+    check_image(image)
     resized = ResizeLongestSide(size).apply_image(image)
     x = torch.as_tensor(resized, device=sam.pixel_mean.device).permute(2, 0, 1).contiguous()[None]
     x = (x - sam.pixel_mean) / sam.pixel_std
