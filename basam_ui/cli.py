@@ -150,9 +150,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from . import evaluate
 
         return evaluate.main(args)
-    from . import app
+    from .web import server
 
-    return app.main(args)
+    return server.main(args)
 
 
 def _download(args: argparse.Namespace) -> int:
