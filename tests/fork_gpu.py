@@ -2,11 +2,12 @@
 
 `spaces` 0.51.3 (zero/wrappers.py) runs a wrapped function in a process forked with
 multiprocessing's 'fork' context: the arguments are pickled in, the result or the exception
-pickled back, and what the function leaves in memory stays in that process. This module does
-the same with a fresh fork per call (stricter than ZeroGPU, which may reuse a worker), so
-state that only lives in the worker is always lost. It has `spaces.GPU`'s signature and calls
-a callable `duration` with the wrapped function's arguments, as `spaces` does; `requests`
-records (function name, seconds asked) per call, in the calling process.
+pickled back (multiprocessing's ForkingPickler), and what the function leaves in memory stays
+in that process. This module does the same with a fresh fork per call (stricter than
+ZeroGPU, which may reuse a worker), so state that only lives in the worker is always lost.
+It has `spaces.GPU`'s signature and calls a callable `duration` with the wrapped function's
+arguments, as `spaces` does; `requests` records (function name, seconds asked) per call, in
+the calling process.
 
 Use it as `AppEngine(..., gpu=fork_gpu.GPU)`, or as the `spaces` module itself
 (monkeypatch.setitem(sys.modules, "spaces", fork_gpu)).
@@ -18,6 +19,7 @@ import functools
 import multiprocessing
 import os
 import pickle
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Optional
 
 _FORK = multiprocessing.get_context("fork")
@@ -33,7 +35,7 @@ def GPU(task: Optional[Callable] = None, *, duration: Any = None, size: Optional
     @functools.wraps(task)
     def run(*args: Any, **kwargs: Any) -> Any:
         requests.append((task.__name__, duration(*args, **kwargs) if callable(duration) else duration))
-        payload = pickle.dumps((args, kwargs))  # as ZeroGPU's argument queue does
+        payload = ForkingPickler.dumps((args, kwargs))  # as ZeroGPU's queues (multiprocessing.SimpleQueue) do
         receive, send = _FORK.Pipe(duplex=False)
         child = _FORK.Process(target=_child, args=(task, payload, send), daemon=True)
         child.start()
@@ -59,8 +61,8 @@ def _child(task: Callable, payload: bytes, send) -> None:
     except Exception as exc:  # noqa: BLE001 - every error goes back to the caller
         result = ("error", exc)
     try:
-        data = pickle.dumps(result)
+        data = ForkingPickler.dumps(result)
     except Exception as exc:  # noqa: BLE001
-        data = pickle.dumps(("error", RuntimeError(f"unpicklable result from pid {os.getpid()}: {exc}")))
+        data = ForkingPickler.dumps(("error", RuntimeError(f"unpicklable result from pid {os.getpid()}: {exc}")))
     send.send_bytes(data)
     send.close()

@@ -104,7 +104,8 @@ def test_forked_model_work_encodes_once_per_side_and_setting(served, vit_t, tmp_
         # SAM, BA-SAM beta 0.1, BA-SAM beta 0.5: three encodes, all in the forked workers
         assert engine.encodes == 3 == plain_engine.encodes
         assert engine.segmenter("vit_t").encoder_calls == 0  # none ran in this process
-        assert all(emb.device.type == "cpu" for emb in engine.cache._items.values())
+        # cached on the CPU, in this process's own memory (not moved into shared memory by the pickler)
+        assert all(emb.device.type == "cpu" and not emb.is_shared() for emb in engine.cache._items.values())
         kinds = [name for name, _ in fork_gpu.requests]
         assert kinds.count("encode_here") == 3 and kinds.count("decode_here") == 2 * 11
 

@@ -9,6 +9,9 @@ models on the CPU and never initialises CUDA (ZeroGPU forbids it outside wrapped
 each call moves its model to the device inside the worker (a no-op when a reused worker
 already did).
 
+Tensors cross as `TensorBytes` (by value): `spaces` pickles with multiprocessing's
+ForkingPickler, for which torch moves a CPU tensor's storage into shared memory in place,
+and each cached embedding would then hold a file descriptor for as long as it is cached.
 Errors a user must read (out of memory with the size to try, a box outside the image) come
 back as a `Failure` value: ZeroGPU reports any other exception by its class name only.
 """
@@ -44,6 +47,30 @@ MAX_SECONDS = 300
 
 
 @dataclass(frozen=True)
+class TensorBytes:
+    """A tensor as bytes (torch.save), so that it is pickled by value."""
+
+    data: bytes
+
+    @classmethod
+    def of(cls, tensor: "torch.Tensor") -> "TensorBytes":
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(tensor.detach().cpu(), buffer)
+        return cls(buffer.getvalue())
+
+    def tensor(self, device: Optional[str] = None) -> "torch.Tensor":
+        import io
+
+        import torch
+
+        return torch.load(io.BytesIO(self.data), map_location=device, weights_only=True)
+
+
+@dataclass(frozen=True)
 class Failure:
     """An error inside the worker, returned as a value: its message, for the page."""
 
@@ -59,7 +86,7 @@ def encode_duration(model_type: str, image: np.ndarray, size: int, config: BASAM
     return int(min(MAX_SECONDS, START_SECONDS + 4 * work))  # 4x: headroom for a busy GPU slice
 
 
-def decode_duration(model_type: str, embedding: "ImageEmbedding", *args: Any) -> int:
+def decode_duration(model_type: str, *args: Any) -> int:
     """Seconds to ask for a decode (the wrapped decode's arguments): short, whatever S was."""
     return int(START_SECONDS + DECODE_SECONDS)
 
@@ -118,7 +145,7 @@ class GpuWork:
             out = self._encode(model_type, image, size, config)
             if isinstance(out, Failure):
                 raise EncoderOutOfMemory(out.message)
-            return out
+            return out.tensor()
 
         return encode
 
@@ -126,30 +153,32 @@ class GpuWork:
         self, model_type: str, emb: "ImageEmbedding", prompts: Prompts, multimask: bool, gt: Optional[np.ndarray]
     ) -> SideResult:
         """`decode_side` in the worker, for an embedding held on the CPU. Raises AppError."""
-        out = self._decode(model_type, emb, prompts, multimask, gt)
+        # the tensor travels apart, by value
+        out = self._decode(model_type, TensorBytes.of(emb.embedding), replace(emb, embedding=None), prompts, multimask, gt)
         if isinstance(out, Failure):
             raise AppError(out.message)
         return out
 
     # -- what runs inside the worker --------------------------------------------------------
 
-    def encode_here(self, model_type: str, image: np.ndarray, size: int, config: BASAMConfig) -> Union["torch.Tensor", Failure]:
+    def encode_here(self, model_type: str, image: np.ndarray, size: int, config: BASAMConfig) -> Union[TensorBytes, Failure]:
         """An encoder pass on the device; the embedding comes back on the CPU."""
         from ..segmenter import EncoderOutOfMemory
 
         segmenter = self._on_device(model_type)
         try:
-            return segmenter.encode_uncached(image, size, config).cpu()
+            return TensorBytes.of(segmenter.encode_uncached(image, size, config))
         except EncoderOutOfMemory as exc:
             return Failure(str(exc), out_of_memory=True)
 
     def decode_here(
-        self, model_type: str, emb: "ImageEmbedding", prompts: Prompts, multimask: bool, gt: Optional[np.ndarray]
+        self, model_type: str, embedding: TensorBytes, emb: "ImageEmbedding", prompts: Prompts, multimask: bool,
+        gt: Optional[np.ndarray],
     ) -> Union[SideResult, Failure]:
-        """`decode_side` with the embedding moved to the device."""
+        """`decode_side` with the embedding (`emb` without its tensor, and the tensor) on the device."""
         segmenter = self._on_device(model_type)
         try:
-            return decode_side(segmenter, replace(emb, embedding=emb.embedding.to(segmenter.device)), prompts, multimask, gt)
+            return decode_side(segmenter, replace(emb, embedding=embedding.tensor(self.device)), prompts, multimask, gt)
         except AppError as exc:
             return Failure(str(exc))
 
