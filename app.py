@@ -8,7 +8,12 @@ encodes and decodes run under spaces.GPU, the embeddings cached in this process.
 Locally, `python app.py` serves the same page on http://127.0.0.1:7860.
 """
 
-from basam_ui.web.server import space_app
+import os
+
+if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true"):
+    import spaces  # noqa: F401  (ZeroGPU: imported before torch, as the platform asks)
+
+from basam_ui.web.server import space_app  # noqa: E402
 
 demo, launch_options = space_app()
 
