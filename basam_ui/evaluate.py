@@ -25,6 +25,7 @@ import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
@@ -35,6 +36,7 @@ from .datasets import Pair, load_mask, pair_folder
 from .metrics import dice, iou, mae, probability
 
 if TYPE_CHECKING:
+    from .distributed import WorkerPool
     from .segmenter import ImageEmbedding, Segmenter
 
 PROMPT_KINDS = ("point", "center", "box")
@@ -132,7 +134,7 @@ def check_sizes(sizes: Sequence[int]) -> list[int]:
 
 
 def run_eval(
-    segmenter: "Segmenter",
+    segmenter: Optional["Segmenter"],
     pairs: Sequence[Pair],
     sizes: Sequence[int],
     prompts: Sequence[str],
@@ -143,17 +145,17 @@ def run_eval(
     *,
     unpaired: Sequence[dict[str, str]] = (),
     progress: bool = False,
+    pool: Optional["WorkerPool"] = None,
 ) -> EvalResult:
     """Evaluate every pair (the first `limit`) at every size with every method and prompt.
 
-    `segmenter` is a `basam_ui.segmenter.Segmenter`; its model's identity goes in the CSV,
-    so rows of other weights are never reused. Each (image, size, method) is encoded once
+    `segmenter` is a `basam_ui.segmenter.Segmenter` (None with `pool`: the pairs are
+    measured on Ray workers, `basam_ui.distributed`); the model's identity goes in the CSV,
+    so rows of other weights are never reused. Rows are written as pairs finish. Each (image, size, method) is encoded once
     for all prompts, and not at all when results.csv already has all its rows. Unreadable
     images or masks and empty masks are reported on stderr and in skipped.csv, not fatal.
     """
     from tqdm import tqdm
-
-    from .image_io import load_image
 
     sizes = check_sizes(sizes)
     prompts = list(dict.fromkeys(prompts))
@@ -174,47 +176,43 @@ def run_eval(
     csv_path = out_dir / "results.csv"
     done = {_key(row): row for row in _read_results(csv_path)}
     skipped = [dict(s) for s in unpaired]
-    model = segmenter.model.identity
-    calls_before = segmenter.encoder_calls
-    new_rows = 0
-    wanted: list[tuple] = []
+    model = pool.model if pool is not None else segmenter.model.identity
+    wanted: dict[Pair, list[tuple]] = {}
+    jobs = []
+    for pair in pairs:
+        base = {"model": model, "image": pair.image.name, "mask": pair.mask.name}
+        keys = {
+            (size, name, kind): _key({**base, "method": name, "beta": cfg.slope, "size": size, "prompt": kind})
+            for size in sizes
+            for name, cfg in methods.items()
+            for kind in prompts
+        }
+        wanted[pair] = list(keys.values())
+        todo = [
+            (size, name, cfg, tuple(kind for kind in prompts if keys[size, name, kind] not in done))
+            for size in sizes
+            for name, cfg in methods.items()
+        ]
+        todo = tuple(item for item in todo if item[3])
+        if todo:
+            jobs.append(PairJob(pair, model, todo, tuple(prompts), seed))
 
+    new_rows = encoder_calls = 0
+    outcomes = pool.map(jobs) if pool is not None else (job(segmenter) for job in jobs)
     with _ResultWriter(csv_path) as writer:
-        for pair in tqdm(pairs, desc="eval", unit="image", disable=not progress, file=sys.stderr):
-            base = {"model": model, "image": pair.image.name, "mask": pair.mask.name}
-            keys = {
-                (size, name, kind): _key({**base, "method": name, "beta": cfg.slope, "size": size, "prompt": kind})
-                for size in sizes
-                for name, cfg in methods.items()
-                for kind in prompts
-            }
-            todo = {k for k, key in keys.items() if key not in done}
-            if todo:
-                try:
-                    image, gt, image_prompts = _load_case(load_image, pair, prompts, seed)
-                except (ValueError, OSError) as exc:  # unreadable, empty or mismatched: skip the image
-                    skipped.append({"image": pair.image.name, "mask": pair.mask.name, "reason": str(exc)})
-                    tqdm.write(f"skipped {pair.image.name}: {exc}", file=sys.stderr)
-                    continue
-            wanted.extend(keys.values())
-            for size in sizes:
-                for name, cfg in methods.items():
-                    kinds = [kind for kind in prompts if (size, name, kind) in todo]
-                    if not kinds:
-                        continue
-                    start = _now()
-                    embedding = segmenter.embed(image, resolution=size, config=cfg)
-                    encode_s = _now() - start
-                    for kind in kinds:
-                        row = _measure(segmenter, embedding, image_prompts[kind], gt)
-                        row.update(base, method=name, nsf=cfg.nsf, bmam=cfg.bmam, beta=cfg.slope, size=size)
-                        row.update(prompt=kind, encode_s=round(encode_s, 4))
-                        writer.write(row)
-                        done[_key(row)] = row
-                        new_rows += 1
-                    del embedding  # never needed again: let the cache's LRU reclaim it
+        for outcome in tqdm(outcomes, total=len(jobs), desc="eval", unit="image", disable=not progress, file=sys.stderr):
+            encoder_calls += outcome.encoder_calls
+            if outcome.skipped is not None:  # unreadable, empty or mismatched: skip the image
+                pair = outcome.pair
+                skipped.append({"image": pair.image.name, "mask": pair.mask.name, "reason": outcome.skipped})
+                tqdm.write(f"skipped {pair.image.name}: {outcome.skipped}", file=sys.stderr)
+                del wanted[pair]
+            for row in outcome.rows:
+                writer.write(row)
+                done[_key(row)] = row
+                new_rows += 1
 
-    rows = [done[key] for key in wanted]
+    rows = [done[key] for keys in wanted.values() for key in keys]
     summary = summarise(rows)
     files = {
         "results": csv_path,
@@ -225,7 +223,55 @@ def run_eval(
     }
     files["summary_md"].write_text(summary_markdown(summary), encoding="utf-8")
     plot_mae(summary, files["plot"])
-    return EvalResult(rows, summary, skipped, new_rows, segmenter.encoder_calls - calls_before, files)
+    return EvalResult(rows, summary, skipped, new_rows, encoder_calls, files)
+
+
+@dataclass
+class PairOutcome:
+    """The rows measured for one pair, or why it was skipped; encoder passes it took."""
+
+    pair: Pair
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: Optional[str] = None
+    encoder_calls: int = 0
+
+
+@dataclass(frozen=True)
+class PairJob:
+    """Measure one pair: `todo` lists (size, method name, setting, prompt kinds) still missing.
+    Called with a Segmenter here or on a Ray worker (`basam_ui.distributed`)."""
+
+    pair: Pair
+    model: str
+    todo: tuple[tuple[int, str, BASAMConfig, tuple[str, ...]], ...]
+    prompts: tuple[str, ...]
+    seed: int
+
+    def __call__(self, segmenter: "Segmenter") -> PairOutcome:
+        from .image_io import load_image
+
+        try:
+            image, gt, image_prompts = _load_case(load_image, self.pair, self.prompts, self.seed)
+        except (ValueError, OSError) as exc:
+            return PairOutcome(self.pair, skipped=str(exc))
+        base = {"model": self.model, "image": self.pair.image.name, "mask": self.pair.mask.name}
+        rows = []
+        calls = segmenter.encoder_calls
+        for size, name, cfg, kinds in self.todo:
+            start = _now()
+            embedding = segmenter.embed(image, resolution=size, config=cfg)
+            encode_s = _now() - start
+            for kind in kinds:
+                row = _measure(segmenter, embedding, image_prompts[kind], gt)
+                row.update(base, method=name, nsf=cfg.nsf, bmam=cfg.bmam, beta=cfg.slope, size=size)
+                row.update(prompt=kind, encode_s=round(encode_s, 4))
+                rows.append(row)
+            del embedding  # never needed again: let the cache's LRU reclaim it
+        return PairOutcome(self.pair, rows, encoder_calls=segmenter.encoder_calls - calls)
+
+    def lost(self, reason: str) -> PairOutcome:
+        """The outcome when the pair could not be measured (e.g. its workers died)."""
+        return PairOutcome(self.pair, skipped=reason)
 
 
 def _load_case(load_image: Any, pair: Pair, prompts: Sequence[str], seed: int) -> tuple:
@@ -437,8 +483,10 @@ def plot_mae(summary: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     """`basam-ui eval`: pair the folders, load the model, run, print the summary."""
-    from .loading import CheckpointError, load_sam, random_sam
-    from .segmenter import EncoderOutOfMemory, Segmenter
+    from .cache import DEFAULT_DISK_GB, EmbeddingCache
+    from .loading import CheckpointError
+    from .model_spec import ModelSpec
+    from .segmenter import EncoderOutOfMemory
 
     try:
         sizes = check_sizes(args.sizes)
@@ -460,21 +508,29 @@ def main(args: argparse.Namespace) -> int:
         return 1
     print(f"{len(pairing.pairs)} pairs in {pairing.images_dir} + {pairing.masks_dir}", file=sys.stderr)
 
+    spec = ModelSpec.from_args(args)
+    # each embedding is used for one (image, size, method) and then dropped: a small cache does
+    cache_dir = getattr(args, "cache_dir", None)
+    disk_bytes = int(getattr(args, "cache_disk_gb", DEFAULT_DISK_GB) * (1 << 30))
+    run = partial(
+        run_eval, pairs=pairing.pairs, sizes=sizes, prompts=args.prompt, methods=methods, out_dir=args.out,
+        seed=args.seed, limit=args.limit, unpaired=unpaired, progress=True,
+    )  # fmt: skip
     try:
-        if args.random_weights:
-            sam = random_sam(args.model or "vit_t", seed=0, device=args.device)
+        if getattr(args, "ray", None) is not None:
+            from .distributed import RayUnavailable, run_on_ray
+
+            try:
+                with run_on_ray(spec, cache_dir, disk_bytes, address=args.ray or None, workers=args.workers) as pool:
+                    result = run(None, pool=pool)
+            except RayUnavailable as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
         else:
-            sam = load_sam(args.model, args.checkpoint, args.device, checkpoint_dir=args.checkpoint_dir)
+            result = run(spec.segmenter(EmbeddingCache(256 << 20, cache_dir, disk_bytes=disk_bytes)))
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    # each embedding is used for one (image, size, method) and then dropped: a small cache does
-    segmenter = Segmenter(sam, cache_bytes=256 << 20, cache_dir=getattr(args, "cache_dir", None))
-    try:
-        result = run_eval(
-            segmenter, pairing.pairs, sizes, args.prompt, methods, args.out, args.seed, args.limit,
-            unpaired=unpaired, progress=True,
-        )  # fmt: skip
     except EncoderOutOfMemory as exc:
         print(f"error: {exc}. The rows measured so far are kept in {args.out}/results.csv; "
               "run again with smaller --sizes and they are reused.", file=sys.stderr)  # fmt: skip
