@@ -29,7 +29,7 @@ def _check_documented(parser: argparse.ArgumentParser) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", [(), ("download",), ("bench",), ("bench", "encoder"), ("bench", "prompt"), ("eval",)]
+    "path", [(), ("download",), ("bench",), ("bench", "encoder"), ("bench", "prompt"), ("eval",), ("precompute",)]
 )
 def test_every_option_is_documented(path):
     parser = build_parser()
