@@ -327,7 +327,8 @@ def main(args: argparse.Namespace) -> int:
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {args.limit}")
         methods = methods_for(args.beta, args.ablation)
-        pairing = pair_folder(args.images, args.masks)
+        # absolute paths: Ray workers may run in another folder (or on another machine)
+        pairing = pair_folder(Path(args.images).expanduser().resolve(), Path(args.masks).expanduser().resolve())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
