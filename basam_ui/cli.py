@@ -216,9 +216,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from . import precompute
 
         return precompute.main(args)
-    from . import app
+    from .web import server
 
-    return app.main(args)
+    return server.main(args)
 
 
 def _download(args: argparse.Namespace) -> int:
