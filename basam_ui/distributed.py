@@ -165,12 +165,18 @@ def worker_options(ray: Any, workers: Optional[int]) -> tuple[int, dict[str, Any
     per node by default, sharing the node's CPUs)."""
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
+    if workers is not None and workers < 1:
+        raise RayUnavailable(f"--workers must be >= 1, got {workers}")
     if gpus:
         count = workers or gpus
+        if count > gpus:
+            raise RayUnavailable(f"the cluster has {gpus} GPUs: at most {gpus} GPU workers fit, not {count}")
         return count, {"num_gpus": 1, "num_cpus": 1}, 0
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     node_cpus = min((int(n["Resources"].get("CPU", 0)) for n in nodes), default=cpus) or 1
     count = workers or max(1, len(nodes))
+    if count > cpus:
+        raise RayUnavailable(f"the cluster has {cpus} CPUs and no GPU: at most {cpus} workers fit, not {count}")
     per_worker = max(1, min(node_cpus, cpus // count))
     return count, {"num_cpus": per_worker}, per_worker
 
