@@ -109,7 +109,8 @@ def open_database(
     hint: str = "",
 ) -> sqlite3.Connection:
     """Open (or, with `create`, make) the project database at `path`, in WAL mode with
-    synchronous=FULL, autocommit (callers open their own transactions).
+    synchronous=FULL, autocommit (callers open their own transactions). With `readonly`, a
+    database that cannot be written (read-only folder) is still opened, for reading.
 
     A new database gets `labels` (default: one class, "object"). Raises ProjectDatabaseError
     for a file that is not ours and ProjectError when it is missing (without `create`) or
@@ -125,9 +126,12 @@ def open_database(
         raise ProjectError(f"{path}: no project database here (make one with `basam-ui annotate`)")
     else:
         _check_writable(path, hint)
-    writable = not readonly and os.access(path.parent, os.W_OK) and (not exists or os.access(path, os.W_OK))
+    writable = os.access(path.parent, os.W_OK) and (not exists or os.access(path, os.W_OK))
     if not readonly and not writable:
         raise ProjectError(f"{path}: the project database is not writable{hint}")
+    if not writable and Path(f"{path}-wal").exists():
+        raise ProjectError(f"{path}: cannot be read without write access: its write-ahead log holds changes "
+                           "not yet merged (open it once where it is writable)")
     try:
         if writable:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
