@@ -26,8 +26,9 @@ def coco_dataset(
     """The COCO dict for `images`: (image, its objects bottom layer first, flags) triples,
     where flags holds "width", "height", "missing", "changed". Category ids are the class
     positions + 1. With `polygons`, segmentations are outer rings as flat [x, y, ...] lists
-    (pixel coordinates of boundary pixels; holes are not representable and are filled); an
-    object too thin for a polygon keeps its RLE."""
+    through the centres of the boundary pixels (x + 0.5, y + 0.5: pixel x covers [x, x + 1));
+    holes are not representable and are filled; an object too thin for a polygon keeps its
+    RLE. Polygons lose up to half of each boundary pixel: use RLE for exact masks."""
     category_id = {name: i + 1 for i, name in enumerate(labels)}
     coco_images, annotations = [], []
     for image, objects, flags in images:
@@ -73,7 +74,7 @@ def coco_dataset(
 def _segmentation(obj: ObjectRecord, polygons: bool) -> object:
     if polygons:
         rings = [
-            [float(v) for point in polygon["outer"] for v in point]
+            [float(v) + 0.5 for point in polygon["outer"] for v in point]
             for polygon in mask_to_polygons(obj.mask(), {})["polygons"]
         ]
         if rings:

@@ -1,0 +1,115 @@
+"""The project database file: foreign and corrupt files refused untouched, and nothing
+committed is lost when the process is killed."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from project_util import make_images
+
+from basam_ui.project import Project, ProjectDatabaseError, ProjectError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_foreign_sqlite_file_is_refused_untouched(tmp_path):
+    make_images(tmp_path / "data")
+    db = tmp_path / "other.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE images (x)")
+    before = _digest(db)
+    with pytest.raises(ProjectDatabaseError, match=f"{db}.*another program"):
+        Project.open(tmp_path / "data", db)
+    assert _digest(db) == before
+
+
+@pytest.mark.parametrize("content", [b"hello, not a database\n" * 10, b"SQLite format 3\x00" + b"\xff" * 2000])
+def test_corrupt_file_is_refused_untouched(tmp_path, content):
+    make_images(tmp_path / "data")
+    db = tmp_path / "data" / ".basam-ui" / "project.sqlite"
+    db.parent.mkdir()
+    db.write_bytes(content)
+    with pytest.raises(ProjectDatabaseError, match=f"{db}"):
+        Project.open(tmp_path / "data")
+    assert db.read_bytes() == content
+
+
+def test_corrupt_page_inside_our_database_is_refused(tmp_path):
+    make_images(tmp_path)
+    with Project.open(tmp_path) as p:
+        db = p.db_path
+    data = bytearray(db.read_bytes())
+    assert len(data) >= 4 * 4096
+    data[2 * 4096 : 3 * 4096] = b"\x5a" * 4096  # garbage over a table page
+    db.write_bytes(bytes(data))
+    with pytest.raises(ProjectDatabaseError, match="corrupt|unreadable"):
+        Project.open(tmp_path)
+    assert db.read_bytes() == bytes(data)
+
+
+def test_export_needs_an_existing_project(tmp_path):
+    make_images(tmp_path)
+    with pytest.raises(ProjectError, match="no project database"):
+        Project.open(tmp_path, create=False)
+    assert not (tmp_path / ".basam-ui").exists()
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from basam_ui.project import Project, Provenance
+
+    project = Project.open(sys.argv[1])
+    images = project.images()
+    for im in images:
+        project.open_image(im.id)
+    prov = Provenance("basam", "vit_t", None, 1024, True, True, 0.1, prompts={"points": [[1, 1]], "labels": [1]})
+    rng = np.random.default_rng(0)
+    i = 0
+    while True:
+        im = project.image(images[i % len(images)].id)
+        mask = rng.random((im.height, im.width)) < 0.3
+        obj = project.commit_object(im.id, mask, "object", prov)
+        print(obj.id, im.id, int(mask.sum()), flush=True)
+        i += 1
+    """
+)
+
+
+def test_sigkill_loses_no_returned_commit(tmp_path):
+    make_images(tmp_path)
+    Project.open(tmp_path).close()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
+    reported = []
+    for line in child.stdout:
+        reported.append([int(v) for v in line.split()])
+        if len(reported) >= 40:
+            break
+    child.send_signal(signal.SIGKILL)
+    reported += [[int(v) for v in line.split()] for line in child.stdout if line.strip()]
+    child.wait()
+    assert child.returncode == -signal.SIGKILL and len(reported) >= 40
+
+    conn = sqlite3.connect(tmp_path / ".basam-ui" / "project.sqlite")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    with Project.open(tmp_path) as p:
+        stored = {o.id: o for o in p.all_objects()}
+    for object_id, image_id, area in reported:
+        assert object_id in stored, f"object {object_id} was committed but is gone"
+        assert stored[object_id].image_id == image_id and stored[object_id].area == area
