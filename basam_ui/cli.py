@@ -60,7 +60,9 @@ def _add_project_commands(sub: argparse._SubParsersAction) -> None:
         "SQLite database as it is done.",
     )
     ann.add_argument("dir", metavar="DIR", help="folder of images")
-    ann.add_argument("--labels", metavar="A,B,...", help="comma-separated class names (default on a new project: object)")
+    ann.add_argument(
+        "--labels", metavar="A,B,...", help="comma-separated class names (default on a new project: object)"
+    )
     ann.add_argument("--db", metavar="PATH", help=db_help)
     _add_model_options(ann, model_default=None)
     _add_app_options(ann)
@@ -229,7 +231,7 @@ def _export(args: argparse.Namespace) -> int:
     try:
         with Project.open(args.dir, args.db, create=False, readonly=True, scan=False) as project:
             result = export_project(project, args.out, args.format, all_images=args.all, polygons=args.polygons)
-    except ProjectError as exc:
+    except (ProjectError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for kind, paths in (("missing", result.missing), ("changed since annotated", result.changed)):
@@ -254,7 +256,8 @@ def _annotate(args: argparse.Namespace) -> int:
     print(f"{args.dir}: {progress.total} images ({progress.done} done, {progress.missing} missing), "
           f"classes {', '.join(project.labels())}; database {project.db_path}")
     if skipped:
-        print(f"skipped (not images): {', '.join(skipped[:10])}" + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""))
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        print(f"skipped (not images): {', '.join(skipped[:10])}{more}")
     try:  # the annotate page (web layer) is written separately
         from .web.annotate import main as serve_annotate_page
     except ModuleNotFoundError as exc:

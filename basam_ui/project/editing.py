@@ -9,7 +9,16 @@ from typing import Optional
 import numpy as np
 
 from . import claims as _claims
-from .objects import LIVE, OBJECT_COLUMNS, OBJECT_FROM, ObjectRecord, Provenance, encode_mask, insert_object, record_from_row
+from .objects import (
+    LIVE,
+    OBJECT_COLUMNS,
+    OBJECT_FROM,
+    ObjectRecord,
+    Provenance,
+    encode_mask,
+    insert_object,
+    record_from_row,
+)
 from .records import image_by_id
 from .schema import ProjectError
 

@@ -42,6 +42,7 @@ class Project(ObjectEditing):
         self._conn = conn
         self._clock = clock
         self._lock = threading.RLock()
+        self.last_scan: Optional[ScanResult] = None  # the folder listing of `open`, when it scanned
 
     @classmethod
     def open(
@@ -67,7 +68,6 @@ class Project(ObjectEditing):
         hint = "; pass --db PATH to keep the project database elsewhere" if db is None else ""
         conn = open_database(db_path, create=create, readonly=readonly, labels=labels, hint=hint)
         project = cls(conn, root, db_path, claim_ttl=claim_ttl, clock=clock)
-        project.last_scan: Optional[ScanResult] = None
         if labels and not readonly:
             project.add_labels(labels)
         if scan and not readonly:
