@@ -164,3 +164,17 @@ def test_zip_holds_the_coco_file(annotated, tmp_path):
     with zipfile.ZipFile(path) as archive:
         assert {"annotations.json", "report.md"} <= set(archive.namelist())
         assert len(json.loads(archive.read("annotations.json"))["annotations"]) == result.objects == 9
+
+
+def test_outlines_in_the_box_match_the_whole_image():
+    from basam_ui.export import mask_to_polygons
+    from basam_ui.project.objects import ObjectRecord, encode_mask
+
+    for seed, (h, w) in enumerate([(60, 80), (31, 47)]):
+        mask = blob(h, w, seed, holes=True)
+        mask[:, 0] = mask[-1, :] = True  # touching the image's edges too
+        rle = encode_mask(mask)
+        obj = ObjectRecord(1, 1, "x", 1, 1, h, w, rle["counts"], rle["area"], rle["bbox"], provenance(), 0.0, None)
+        assert obj.outlines() == mask_to_polygons(mask, {})["polygons"]
+        x0, y0, crop = obj.cropped_mask()
+        assert crop.sum() == mask.sum() and np.array_equal(mask[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]], crop)

@@ -7,7 +7,6 @@ import datetime
 from typing import Sequence
 
 from .. import __version__
-from ..export import mask_to_polygons
 from .objects import ObjectRecord
 from .records import ImageRecord
 
@@ -75,7 +74,7 @@ def _segmentation(obj: ObjectRecord, polygons: bool) -> object:
     if polygons:
         rings = [
             [float(v) + 0.5 for point in polygon["outer"] for v in point]
-            for polygon in mask_to_polygons(obj.mask(), {})["polygons"]
+            for polygon in obj.outlines()
         ]
         if rings:
             return rings

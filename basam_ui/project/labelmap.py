@@ -21,7 +21,8 @@ def semantic_map(objects: Sequence[ObjectRecord], height: int, width: int, class
         raise ValueError("an 8-bit semantic map holds at most 255 classes")
     out = np.zeros((height, width), np.uint8)
     for obj in objects:
-        out[obj.mask()] = class_index[obj.label]
+        x0, y0, crop = obj.cropped_mask()
+        out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]][crop] = class_index[obj.label]
     return out
 
 
@@ -32,7 +33,8 @@ def instance_map(objects: Sequence[ObjectRecord], height: int, width: int) -> np
         raise ValueError("a 16-bit instance map holds at most 65535 objects")
     out = np.zeros((height, width), np.uint16)
     for number, obj in enumerate(objects, start=1):
-        out[obj.mask()] = number
+        x0, y0, crop = obj.cropped_mask()
+        out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]][crop] = number
     return out
 
 

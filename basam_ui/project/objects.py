@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..export import export_metadata, mask_to_coco_rle
+from ..export import export_metadata, mask_to_coco_rle, mask_to_polygons
 
 SIDES = ("basam", "sam")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
@@ -105,6 +105,25 @@ class ObjectRecord:
     def mask(self) -> np.ndarray:
         """The full-resolution H×W bool mask."""
         return decode_mask(self.height, self.width, self.counts)
+
+    def cropped_mask(self) -> tuple[int, int, np.ndarray]:
+        """(x0, y0, the mask inside its bounding box): paint with out[y0:, x0:][...] for speed."""
+        x, y, w, h = (int(round(v)) for v in self.bbox)
+        return x, y, self.mask()[y : y + h, x : x + w]
+
+    def outlines(self) -> list[dict]:
+        """The mask's polygons as `basam_ui.export.mask_to_polygons` traces them ({"outer",
+        "holes"} in full-image pixel coordinates), traced inside the bounding box only."""
+        x0, y0, crop = self.cropped_mask()
+        shift = np.array([x0 - 1, y0 - 1])  # the crop is padded by one pixel of background
+        polygons = mask_to_polygons(np.pad(crop, 1), {})["polygons"]
+        return [
+            {
+                "outer": (np.asarray(p["outer"]) + shift).tolist(),
+                "holes": [(np.asarray(hole) + shift).tolist() for hole in p["holes"]],
+            }
+            for p in polygons
+        ]
 
 
 def encode_mask(mask: np.ndarray) -> dict:

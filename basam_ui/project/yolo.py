@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from ..export import mask_to_polygons
 from .objects import ObjectRecord
 
 
@@ -15,7 +14,7 @@ def yolo_lines(objects: Sequence[ObjectRecord], height: int, width: int, class_i
     """The label lines of one image; `class_index` maps class names to 0-based indices."""
     lines = []
     for obj in objects:
-        for polygon in mask_to_polygons(obj.mask(), {})["polygons"]:
+        for polygon in obj.outlines():
             coords = " ".join(f"{x / width:.6f} {y / height:.6f}" for x, y in polygon["outer"])
             lines.append(f"{class_index[obj.label]} {coords}")
     return lines
