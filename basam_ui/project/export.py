@@ -23,7 +23,7 @@ from typing import Union
 
 from ..checkpoints import sha256_file
 from .coco import coco_dataset
-from .labelmap import instance_map, semantic_map, write_png
+from .labelmap import label_maps, write_png
 from .records import ImageRecord
 from .report import report_figures, report_markdown
 from .scan import header_size
@@ -136,8 +136,9 @@ def _write_label_maps(out: Path, entries: list, names: dict[str, str], labels: l
     instances = {}
     for image, objects, flags in entries:
         h, w = flags["height"], flags["width"]
-        write_png(semantic_map(objects, h, w, class_index), out / "semantic" / f"{names[image.path]}.png")
-        write_png(instance_map(objects, h, w), out / "instance" / f"{names[image.path]}.png")
+        semantic, instance = label_maps(objects, h, w, class_index)
+        write_png(semantic, out / "semantic" / f"{names[image.path]}.png")
+        write_png(instance, out / "instance" / f"{names[image.path]}.png")
         instances[image.path] = [
             {"number": n, "object_id": obj.id, "class": obj.label, "class_index": class_index[obj.label]}
             for n, obj in enumerate(objects, start=1)

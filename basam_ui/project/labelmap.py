@@ -15,27 +15,23 @@ from .objects import ObjectRecord
 PathLike = Union[str, os.PathLike]
 
 
-def semantic_map(objects: Sequence[ObjectRecord], height: int, width: int, class_index: Mapping[str, int]) -> np.ndarray:
-    """H×W uint8: each pixel the class index (1..255) of the topmost object over it, else 0."""
+def label_maps(
+    objects: Sequence[ObjectRecord], height: int, width: int, class_index: Mapping[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(semantic, instance) H×W maps: uint8 class index (1..255) and uint16 object number
+    (1..n, objects in the order given) of the topmost object over each pixel, else 0."""
     if class_index and max(class_index.values()) > 255:
         raise ValueError("an 8-bit semantic map holds at most 255 classes")
-    out = np.zeros((height, width), np.uint8)
-    for obj in objects:
-        x0, y0, crop = obj.cropped_mask()
-        out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]][crop] = class_index[obj.label]
-    return out
-
-
-def instance_map(objects: Sequence[ObjectRecord], height: int, width: int) -> np.ndarray:
-    """H×W uint16: each pixel the number (1..n, objects in layer order) of the topmost object
-    over it, else 0."""
     if len(objects) > 65535:
         raise ValueError("a 16-bit instance map holds at most 65535 objects")
-    out = np.zeros((height, width), np.uint16)
+    semantic = np.zeros((height, width), np.uint8)
+    instance = np.zeros((height, width), np.uint16)
     for number, obj in enumerate(objects, start=1):
         x0, y0, crop = obj.cropped_mask()
-        out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]][crop] = number
-    return out
+        box = np.s_[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]]
+        semantic[box][crop] = class_index[obj.label]
+        instance[box][crop] = number
+    return semantic, instance
 
 
 def write_png(array: np.ndarray, path: PathLike) -> Path:

@@ -86,26 +86,17 @@ class Project(ObjectEditing):
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), one thread at a time."""
+    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (a change; DEFERRED: a consistent snapshot for several reads) ...
+        COMMIT, ROLLBACK on error; one thread at a time."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(f"BEGIN {mode}")
             try:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot for several SELECTs."""
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                yield self._conn
-            finally:
-                self._conn.execute("COMMIT")
 
     # -- folder ---------------------------------------------------------------------------
 
@@ -189,6 +180,7 @@ class Project(ObjectEditing):
             digest = size = None
         now = self._clock()
         with self._transaction() as conn:
+            image = image_by_id(conn, image_id)  # as it is now, with the file read
             other = None if holder is None else _claims.claim(conn, image_id, holder, annotator, now, self.claim_ttl)
             if digest is None:
                 conn.execute("UPDATE images SET missing = 1 WHERE id = ?", (image_id,))
@@ -286,7 +278,7 @@ class Project(ObjectEditing):
 
     def progress(self) -> Progress:
         """Images per status, missing and changed files, live objects."""
-        with self._reading() as conn:
+        with self._transaction("DEFERRED") as conn:
             counts = dict(conn.execute("SELECT status, count(*) FROM images GROUP BY status"))
             missing, changed = conn.execute(
                 "SELECT coalesce(sum(missing), 0), coalesce(sum(current_sha256 IS NOT NULL AND sha256 IS NOT NULL "
