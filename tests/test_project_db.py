@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from project_util import make_images
+from project_util import blob, make_images, provenance
 
 from basam_ui.project import Project, ProjectDatabaseError, ProjectError
 
@@ -45,17 +45,38 @@ def test_corrupt_file_is_refused_untouched(tmp_path, content):
     assert db.read_bytes() == content
 
 
-def test_corrupt_page_inside_our_database_is_refused(tmp_path):
+def _damage(db: Path, table: str) -> bytes:
+    """Overwrite the root page of `table` with garbage; returns the file's new bytes."""
+    with sqlite3.connect(db) as conn:
+        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(db.read_bytes())
+    data[(page - 1) * size : page * size] = b"\x5a" * size
+    db.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_damaged_page_inside_our_database_is_refused(tmp_path):
     make_images(tmp_path)
     with Project.open(tmp_path) as p:
         db = p.db_path
-    data = bytearray(db.read_bytes())
-    assert len(data) >= 4 * 4096
-    data[2 * 4096 : 3 * 4096] = b"\x5a" * 4096  # garbage over a table page
-    db.write_bytes(bytes(data))
-    with pytest.raises(ProjectDatabaseError, match="corrupt|unreadable"):
+    data = _damage(db, "images")
+    with pytest.raises(ProjectDatabaseError, match=f"{db}.*(corrupt|unreadable)"):
         Project.open(tmp_path)
-    assert db.read_bytes() == bytes(data)
+    assert db.read_bytes() == data
+
+
+def test_damaged_objects_are_reported_when_read(tmp_path):
+    make_images(tmp_path)
+    with Project.open(tmp_path) as p:
+        db = p.db_path
+        image, _ = p.open_image(p.images()[0].id)
+        p.commit_object(image.id, blob(image.height, image.width, 0), "object", provenance())
+    data = _damage(db, "objects")
+    with Project.open(tmp_path) as p:  # opening checks the small tables only: fast on a big project
+        with pytest.raises(ProjectDatabaseError, match=f"{db}.*damaged"):
+            p.all_objects()
+    assert db.read_bytes() == data
 
 
 def test_export_needs_an_existing_project(tmp_path):

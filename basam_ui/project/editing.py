@@ -81,8 +81,8 @@ class ObjectEditing:
 
     def objects(self, image_id: int) -> list[ObjectRecord]:
         """The image's live objects, bottom layer first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._transaction("DEFERRED") as conn:
+            rows = conn.execute(
                 f"SELECT {OBJECT_COLUMNS} FROM {OBJECT_FROM} WHERE o.image_id = ? AND {LIVE} ORDER BY o.layer, o.id",
                 (image_id,),
             ).fetchall()
@@ -90,15 +90,15 @@ class ObjectEditing:
 
     def all_objects(self) -> list[ObjectRecord]:
         """Every live object of the project, by image and layer."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._transaction("DEFERRED") as conn:
+            rows = conn.execute(
                 f"SELECT {OBJECT_COLUMNS} FROM {OBJECT_FROM} WHERE {LIVE} ORDER BY o.image_id, o.layer, o.id"
             ).fetchall()
         return [record_from_row(row) for row in rows]
 
     def object(self, object_id: int) -> ObjectRecord:
-        with self._lock:
-            return _object_by_id(self._conn, object_id)
+        with self._transaction("DEFERRED") as conn:
+            return _object_by_id(conn, object_id)
 
     def reopen(self, object_id: int) -> tuple[dict, np.ndarray]:
         """An object's prompts and full-resolution mask, to refine it; commit the result with

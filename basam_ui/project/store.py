@@ -19,7 +19,7 @@ from .editing import ObjectEditing
 from .objects import LIVE
 from .records import IMAGE_COLUMNS, ImageRecord, Progress, image_by_id, image_from_row
 from .scan import ScanResult, header_size, scan_folder
-from .schema import STATUSES, ProjectError, default_db_path, open_database
+from .schema import STATUSES, ProjectDatabaseError, ProjectError, default_db_path, open_database
 
 PathLike = Union[str, os.PathLike]
 
@@ -88,15 +88,24 @@ class Project(ObjectEditing):
     @contextmanager
     def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE (a change; DEFERRED: a consistent snapshot for several reads) ...
-        COMMIT, ROLLBACK on error; one thread at a time."""
+        COMMIT, ROLLBACK on error; one thread at a time. A damaged database file raises
+        ProjectDatabaseError naming it. Inside another transaction, it joins that one."""
         with self._lock:
-            self._conn.execute(f"BEGIN {mode}")
-            try:
+            if self._conn.in_transaction:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                return
+            try:
+                self._conn.execute(f"BEGIN {mode}")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if type(exc) is not sqlite3.DatabaseError:  # locked, constraint, ...: not damage
+                    raise
+                raise ProjectDatabaseError(f"{self.db_path}: the project database is damaged ({exc})") from exc
 
     # -- folder ---------------------------------------------------------------------------
 
@@ -121,8 +130,8 @@ class Project(ObjectEditing):
 
     def labels(self) -> list[str]:
         """Class names in order (the page's keys 1-9 select the first nine)."""
-        with self._lock:
-            return [name for (name,) in self._conn.execute("SELECT name FROM labels ORDER BY position, id")]
+        with self._transaction("DEFERRED") as conn:
+            return [name for (name,) in conn.execute("SELECT name FROM labels ORDER BY position, id")]
 
     def add_labels(self, names: Sequence[str]) -> list[str]:
         """Append the classes not there yet (blank names refused); returns every class name."""
@@ -147,17 +156,17 @@ class Project(ObjectEditing):
 
     def images(self) -> list[ImageRecord]:
         """Every image, in path order, with its live object count."""
-        with self._lock:
-            rows = self._conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i ORDER BY i.path").fetchall()
+        with self._transaction("DEFERRED") as conn:
+            rows = conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i ORDER BY i.path").fetchall()
         return [image_from_row(row) for row in rows]
 
     def image(self, image_id: int) -> ImageRecord:
-        with self._lock:
-            return image_by_id(self._conn, image_id)
+        with self._transaction("DEFERRED") as conn:
+            return image_by_id(conn, image_id)
 
     def image_by_path(self, path: str) -> ImageRecord:
-        with self._lock:
-            row = self._conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path = ?", (path,)).fetchone()
+        with self._transaction("DEFERRED") as conn:
+            row = conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path = ?", (path,)).fetchone()
         if row is None:
             raise KeyError(f"no image {path!r} in the project")
         return image_from_row(row)
@@ -251,10 +260,10 @@ class Project(ObjectEditing):
     def neighbour(self, image_id: int, step: int) -> Optional[ImageRecord]:
         """The image `step` places after (negative: before) `image_id` in path order, or None
         past either end."""
-        with self._lock:
-            path = image_by_id(self._conn, image_id).path
+        with self._transaction("DEFERRED") as conn:
+            path = image_by_id(conn, image_id).path
             op, order = (">", "ASC") if step > 0 else ("<", "DESC")
-            row = self._conn.execute(
+            row = conn.execute(
                 f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path {op} ? ORDER BY i.path {order} "
                 "LIMIT 1 OFFSET ?",
                 (path, abs(step) - 1),
@@ -263,8 +272,8 @@ class Project(ObjectEditing):
 
     def claimed_by_others(self, holder: Optional[str]) -> dict[int, str]:
         """{image id: annotator} of images other live sessions hold (for the image list)."""
-        with self._lock:
-            return _claims.claimed_by_others(self._conn, holder, self._clock(), self.claim_ttl)
+        with self._transaction("DEFERRED") as conn:
+            return _claims.claimed_by_others(conn, holder, self._clock(), self.claim_ttl)
 
     def touch(self, holder: str) -> None:
         """Keep `holder`'s claim alive."""
