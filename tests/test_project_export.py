@@ -14,7 +14,7 @@ from project_util import blob, make_images, provenance
 
 from basam_ui.project import Project
 from basam_ui.project.export import export_project, export_zip
-from basam_ui.project.report import report_figures
+from basam_ui.project.report import project_figures, report_figures
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_report_figures_recomputed(annotated, tmp_path):
     result = export_project(project, tmp_path, "yolo", all_images=True)
     objects = project.all_objects()
     figures = result.figures
-    assert figures == report_figures(objects, project.labels(), project.progress())
+    assert figures == report_figures(objects, project.labels(), project.progress()) == project_figures(project)
     assert figures["objects"] == 12
     assert figures["per_class"] == {n: sum(o.label == n for o in objects) for n in ("lesion", "skin", "hair")}
     assert figures["committed"]["sam"] == 4 and figures["committed"]["basam"] == 8

@@ -117,8 +117,10 @@ def test_two_annotators_get_different_images(tmp_path):
     now = [1000.0]
     with Project.open(tmp_path, clock=lambda: now[0], claim_ttl=900) as p:
         first = p.next_todo("alice-tab", "alice")
+        ahead = p.next_todo("alice-tab", "alice", after=first.id, claim=False)  # to encode ahead
         second = p.next_todo("bob-tab", "bob")
-        assert first.id != second.id
+        assert first.id != second.id and ahead.id == second.id  # looking ahead claimed nothing
+        assert p.claimed_by_others("bob-tab") == {first.id: "alice"}
         p.open_image(first.id, "alice-tab", "alice")
         _, other = p.open_image(first.id, "bob-tab", "bob")  # looking at alice's image: not claimed
         assert other == "alice"

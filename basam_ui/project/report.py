@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 
 from .objects import ObjectRecord
 from .records import Progress
+from .store import Project
 
 
 def report_figures(
@@ -51,6 +52,11 @@ def report_figures(
         },
         **({"images": asdict(progress)} if progress is not None else {}),
     }
+
+
+def project_figures(project: Project) -> dict:
+    """`report_figures` of every live object of the project, with its progress (the page's panel)."""
+    return report_figures(project.all_objects(), project.labels(), project.progress())
 
 
 def report_markdown(figures: dict, title: str = "Annotation report", warnings: Sequence[str] = ()) -> str:

@@ -77,6 +77,7 @@ CREATE TABLE objects (
     deleted_at REAL
 );
 CREATE INDEX objects_by_image ON objects (image_id, layer);
+CREATE INDEX live_objects ON objects (image_id, deleted_at, superseded_by) WHERE deleted_at IS NULL AND superseded_by IS NULL;
 CREATE TABLE claims (
     image_id INTEGER PRIMARY KEY REFERENCES images(id),
     holder TEXT NOT NULL UNIQUE,        -- a browser session (one image per holder)

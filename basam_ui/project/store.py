@@ -239,18 +239,27 @@ class Project(ObjectEditing):
                 return None
             return self._claim_next(conn, holder, annotator, now, path)
 
-    def next_todo(self, holder: Optional[str], annotator: str = "", after: Optional[int] = None) -> Optional[ImageRecord]:
+    def next_todo(
+        self, holder: Optional[str], annotator: str = "", after: Optional[int] = None, *, claim: bool = True
+    ) -> Optional[ImageRecord]:
         """The next image to do after image `after` (path order, wrapping round), skipping
-        images held by other live sessions, claimed for `holder`; None when nothing is left."""
+        images held by other live sessions, claimed for `holder` (with `claim=False` only
+        looked up, e.g. to encode it ahead); None when nothing is left."""
         now = self._clock()
         with self._transaction() as conn:
             path = None if after is None else image_by_id(conn, after).path
-            return self._claim_next(conn, holder, annotator, now, path)
+            return self._claim_next(conn, holder if claim else None, annotator, now, path, holder)
 
     def _claim_next(
-        self, conn: sqlite3.Connection, holder: Optional[str], annotator: str, now: float, path: Optional[str]
+        self,
+        conn: sqlite3.Connection,
+        holder: Optional[str],
+        annotator: str,
+        now: float,
+        path: Optional[str],
+        asker: Optional[str] = None,
     ) -> Optional[ImageRecord]:
-        image_id = _claims.next_todo_id(conn, holder, now, self.claim_ttl, path)
+        image_id = _claims.next_todo_id(conn, asker or holder, now, self.claim_ttl, path)
         if image_id is None:
             return None
         if holder is not None:
