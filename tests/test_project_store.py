@@ -25,6 +25,8 @@ def test_scan_lists_images_sorted_and_skips_the_rest(tmp_path):
     (root / "a" / "table.csv").write_text("1,2")
     (root / "noext").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 8)  # PNG signature, no extension
     (root / ".hidden.png").write_bytes(b"")
+    make_images(root / "export", {"semantic/first.png": (4, 4)})
+    (root / "export" / ".basam-ui-export").touch()  # an export written inside the folder
     result = scan_folder(root)
     assert result.images == ["a/first.png", "a/second.jpg", "b/third.png", "fourth.png", "noext"]
     assert result.skipped == ["a/table.csv", "notes.txt"]
@@ -206,3 +208,12 @@ def test_provenance_is_checked():
         provenance(brush_edits=-1)
     p = Provenance("sam", "vit_b", None, 2048, False, False, 0.0, prompts={"box": [0, 0, 5, 5]})
     assert p.prompt_count == 1 and not p.brushed and p.as_dict()["prompts"]["points"] == []
+
+
+def test_unreadable_image_is_reported_when_opened(project):
+    from basam_ui.image_io import ImageReadError
+
+    image = project.images()[0]
+    (project.root / image.path).write_bytes(b"not really a png")
+    with pytest.raises(ImageReadError, match=image.path):
+        project.open_image(image.id)

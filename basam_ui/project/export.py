@@ -26,7 +26,7 @@ from .coco import coco_dataset
 from .labelmap import label_maps, write_png
 from .records import ImageRecord
 from .report import report_figures, report_markdown
-from .scan import header_size
+from .scan import EXPORT_MARKER, header_size
 from .store import Project
 from .yolo import yolo_lines
 
@@ -57,6 +57,7 @@ def export_project(
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / EXPORT_MARKER).touch()  # an export inside the project folder is not scanned as images
     labels = project.labels()
     result = ExportResult(out=out, format=fmt)
     by_image: dict[int, list] = {}

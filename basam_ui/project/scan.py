@@ -2,7 +2,8 @@
 
 `scan_folder(DIR)` walks DIR recursively and returns the image paths relative to DIR (POSIX
 separators, sorted) and the other files as skipped. Hidden files and folders (names starting
-with ".", which includes the default database folder `.basam-ui`) are not listed.
+with ".", which includes the default database folder `.basam-ui`) are not listed, nor are
+folders holding an `EXPORT_MARKER` file (exports written inside the project folder).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ _MAGIC = (
     b"GIF87a",
     b"GIF89a",
 )
+
+EXPORT_MARKER = ".basam-ui-export"
 
 PathLike = Union[str, os.PathLike]
 
@@ -76,6 +79,8 @@ def scan_folder(root: PathLike) -> ScanResult:
         except OSError:
             result.skipped.append(prefix or ".")
             continue
+        if prefix and any(entry.name == EXPORT_MARKER for entry in entries):
+            continue
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -99,11 +104,14 @@ def scan_folder(root: PathLike) -> ScanResult:
 def header_size(path: PathLike) -> tuple[int, int]:
     """(width, height) of the image upright, as `load_image` returns it (EXIF orientations
     5-8 swap the sides), read from the header: no pixels are decoded."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    from ..image_io import SUPPORTED_FORMATS
+    from ..image_io import SUPPORTED_FORMATS, ImageReadError
 
-    with Image.open(path, formats=SUPPORTED_FORMATS) as image:
-        width, height = image.size
-        orientation = image.getexif().get(0x0112, 1)
+    try:
+        with Image.open(path, formats=SUPPORTED_FORMATS) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageReadError(f"{path}: not a readable image ({exc})") from exc
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
