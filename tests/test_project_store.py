@@ -217,3 +217,13 @@ def test_unreadable_image_is_reported_when_opened(project):
     (project.root / image.path).write_bytes(b"not really a png")
     with pytest.raises(ImageReadError, match=image.path):
         project.open_image(image.id)
+
+
+def test_the_project_package_needs_no_gradio_or_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, basam_ui.project, basam_ui.project.export, basam_ui.project.report; "
+            "print(sorted(m for m in ('torch', 'gradio') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
