@@ -134,3 +134,33 @@ def test_sigkill_loses_no_returned_commit(tmp_path):
     for object_id, image_id, area in reported:
         assert object_id in stored, f"object {object_id} was committed but is gone"
         assert stored[object_id].image_id == image_id and stored[object_id].area == area
+
+
+def test_one_project_shared_by_threads(tmp_path):
+    """The server shares one Project between its request threads."""
+    import threading
+
+    make_images(tmp_path)
+    with Project.open(tmp_path) as p:
+        images = [p.open_image(im.id)[0] for im in p.images()]
+        errors = []
+
+        def work(k):
+            try:
+                for j in range(8):
+                    im = images[(k + j) % len(images)]
+                    p.commit_object(im.id, blob(im.height, im.width, 100 * k + j), "object",
+                                    provenance(annotator=f"a{k}"), holder=f"s{k}")
+                    p.images(), p.progress(), p.next_todo(f"s{k}", f"a{k}", after=im.id)
+            except Exception as exc:  # reported below, from the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert errors == []
+        objects = p.all_objects()
+        assert len(objects) == 32 and len({o.id for o in objects}) == 32
+        for im in images:  # layers within an image stay distinct
+            layers = [o.layer for o in p.objects(im.id)]
+            assert len(layers) == len(set(layers))
