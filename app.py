@@ -6,7 +6,7 @@ so). With the `spaces` package present (ZeroGPU), the model work runs under spac
 Locally, `python app.py` serves the same page on http://127.0.0.1:7860.
 """
 
-from basam_ui.app import space_app
+from basam_ui.web.server import space_app
 
 demo, launch_options = space_app()
 

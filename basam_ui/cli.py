@@ -200,9 +200,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _export(args)
     if args.command == "annotate":
         return _annotate(args)
-    from . import app
+    from .web import server
 
-    return app.main(args)
+    return server.main(args)
 
 
 def _download(args: argparse.Namespace) -> int:

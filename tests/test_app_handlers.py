@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from basam_ui import handlers
-from basam_ui.handlers import AppEngine, AppError, Session, Settings
+from basam_ui.web import api, compare
+from basam_ui.web.engine import AppEngine
+from basam_ui.web.session import DISPLAY_MAX_SIDE, AppError, Session, Settings
 
 PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "images" / "corgi-2048x1365.jpg"
 W, H = 2048, 1365
@@ -54,7 +55,7 @@ def warm(vit_t, tmp_path_factory) -> AppEngine:
 @pytest.fixture(scope="module")
 def warm_session(warm) -> Session:
     """The photograph uploaded to `warm` (sessions are immutable, so tests can share it)."""
-    return handlers.compute(warm, handlers.upload_image(warm, str(PHOTO)), settings())
+    return compare.compute(warm, compare.upload_image(warm, str(PHOTO)), settings())
 
 
 def settings(**changes) -> Settings:
@@ -67,7 +68,7 @@ def calls(engine: AppEngine) -> int:
 
 def canvas_with(session: Session, points=(), boxes=()) -> dict:
     """A PromptCanvas value as the browser sends it, numbering prompts in drawing order."""
-    value = handlers.canvas_value(session.canvas_image)
+    value = compare.canvas_value(session.canvas_image)
     i = 0
     for x, y, label in points:
         i += 1
@@ -81,7 +82,7 @@ def canvas_with(session: Session, points=(), boxes=()) -> dict:
 @pytest.fixture
 def uploaded(engine) -> Session:
     """The photograph uploaded and encoded, as the page's two upload steps do."""
-    return handlers.compute(engine, handlers.upload_image(engine, str(PHOTO)), settings())
+    return compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings())
 
 
 # -- upload -------------------------------------------------------------------------------
@@ -90,14 +91,14 @@ def uploaded(engine) -> Session:
 def test_upload_keeps_full_resolution_and_encodes_each_side_once(engine, uploaded):
     assert uploaded.image.shape == (H, W, 3)  # the model sees every pixel
     assert uploaded.canvas_image["width"] == W and uploaded.canvas_image["height"] == H
-    assert max(uploaded.display.shape[:2]) == handlers.DISPLAY_MAX_SIDE  # only the display copy shrinks
+    assert max(uploaded.display.shape[:2]) == DISPLAY_MAX_SIDE  # only the display copy shrinks
     assert uploaded.canvas_image["url"].startswith("gradio_api/file=")
     assert Path(uploaded.canvas_image["url"].split("=", 1)[1]).is_file()
     assert uploaded.sam.source == uploaded.basam.source == "computed"
     assert uploaded.sam.config.is_vanilla and not uploaded.basam.config.is_vanilla
     assert uploaded.sam.masks is None  # no prompt yet: encoded (cache warm), nothing decoded
     assert calls(engine) == 2
-    shown = handlers.view(engine, uploaded)
+    shown = compare.view(engine, uploaded)
     assert shown.sam_panel.is_file() and shown.basam_panel.is_file() and shown.diff_panel is None
     assert "2048x1365" in shown.status
 
@@ -106,7 +107,7 @@ def test_non_image_upload_is_a_readable_error_and_keeps_the_session(warm, warm_s
     fake = tmp_path / "notes.png"
     fake.write_text("this is not an image")
     with pytest.raises(AppError) as err:
-        handlers.upload_image(warm, str(fake))
+        compare.upload_image(warm, str(fake))
     assert "notes.png" in str(err.value) and "image" in str(err.value).lower()
     assert str(tmp_path) not in str(err.value)  # names the file, not the server's path
 
@@ -114,7 +115,7 @@ def test_non_image_upload_is_a_readable_error_and_keeps_the_session(warm, warm_s
 def test_image_over_the_pixel_limit_is_refused_before_decoding(vit_t, tmp_path):
     engine = AppEngine({"vit_t": lambda: vit_t}, max_size=1024, max_pixels=1_000_000, work_dir=tmp_path / "w")
     with pytest.raises(AppError) as err:
-        handlers.upload_image(engine, str(PHOTO))
+        compare.upload_image(engine, str(PHOTO))
     assert "over the limit" in str(err.value) and "2048x1365" in str(err.value)
     assert engine.loaded() == []  # refused before any model work
 
@@ -127,88 +128,88 @@ def test_ten_clicks_encode_nothing_and_a_beta_change_encodes_once(engine, upload
     points = []
     for k in range(10):
         points.append((200.0 + 150 * k, 300.0 + 60 * k, 1 if k % 3 else 0))
-        session = handlers.set_prompts(engine, session, canvas_with(session, points), settings())
+        session = compare.set_prompts(engine, session, canvas_with(session, points), settings())
         assert session.sam.source == session.basam.source == "memory"
         assert session.sam.masks.shape == (1, H, W) and session.basam.masks.shape == (1, H, W)
     assert calls(engine) == 2  # one pass per side, at upload
-    session = handlers.compute(engine, session, settings(beta=0.5))
+    session = compare.compute(engine, session, settings(beta=0.5))
     assert calls(engine) == 3
     assert session.sam.source == "memory" and session.basam.source == "computed"
     assert session.basam.config.beta == 0.5 and session.basam.masks is not None
 
 
 def test_nsf_and_bmam_toggles_reencode_only_the_basam_side(engine, uploaded):
-    session = handlers.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
+    session = compare.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
     for changed, expected_calls in (
         (settings(nsf=False), 3),  # BM-AM only: a new BA-SAM embedding
         (settings(bmam=False), 4),  # NSF only: another
         (settings(), 4),  # both on again: cached
     ):
-        session = handlers.compute(engine, session, changed)
+        session = compare.compute(engine, session, changed)
         assert calls(engine) == expected_calls
         assert session.sam.source == "memory"  # the vanilla key never changes
         assert session.basam.config == changed.basam_config and session.basam.masks is not None
     # NSF and BM-AM both off is plain SAM: the BA-SAM side is served by the SAM embedding
-    session = handlers.compute(engine, session, settings(nsf=False, bmam=False))
+    session = compare.compute(engine, session, settings(nsf=False, bmam=False))
     assert calls(engine) == 4 and np.array_equal(session.sam.mask, session.basam.mask)
 
 
 def test_beta_is_ignored_while_bmam_is_off(engine, uploaded):
-    handlers.compute(engine, uploaded, settings(bmam=False))
+    compare.compute(engine, uploaded, settings(bmam=False))
     before = calls(engine)
-    session = handlers.compute(engine, uploaded, settings(bmam=False, beta=2.0))
+    session = compare.compute(engine, uploaded, settings(bmam=False, beta=2.0))
     assert calls(engine) == before and session.basam.source == "memory"
 
 
 def test_size_change_encodes_each_side_once(engine, uploaded):
-    session = handlers.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
-    session = handlers.compute(engine, session, settings(size="320"))
+    session = compare.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
+    session = compare.compute(engine, session, settings(size="320"))
     assert calls(engine) == 4
     assert session.sam.size == session.basam.size == 320
     assert session.sam.source == session.basam.source == "computed"
-    session = handlers.compute(engine, session, settings(size=SMALL))  # back: both cached
+    session = compare.compute(engine, session, settings(size=SMALL))  # back: both cached
     assert calls(engine) == 4 and session.sam.source == session.basam.source == "memory"
 
 
 def test_native_size_follows_the_image_capped_at_max_size(vit_t, tmp_path):
     engine = AppEngine({"vit_t": lambda: vit_t}, max_size=512, work_dir=tmp_path / "w")
     assert engine.size_choices() == ["native"] and engine.default_size == "native"  # 1024 > --max-size
-    session = handlers.compute(engine, handlers.upload_image(engine, str(PHOTO)), settings(size="native", bmam=False, nsf=False))
+    session = compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings(size="native", bmam=False, nsf=False))
     assert session.sam.size == 512  # the long side 2048, capped at --max-size
     with pytest.raises(AppError, match="limit of 512"):
-        handlers.compute(engine, session, settings(size=1024))
+        compare.compute(engine, session, settings(size=1024))
 
 
 def test_points_boxes_undo_and_clear(warm, warm_session):
     before = calls(warm)
     value = canvas_with(warm_session, [(1000, 700, 1), (300, 200, 0)], [(600, 300, 1500, 1200), (800, 400, 1300, 1000)])
-    prompts = handlers.prompts_from_canvas(value)
+    prompts = compare.prompts_from_canvas(value)
     assert prompts.points == ((1000, 700, 1), (300, 200, 0))
     assert prompts.box == (800, 400, 1300, 1000)  # SAM takes one box: the last one drawn
-    session = handlers.set_prompts(warm, warm_session, value, settings())
+    session = compare.set_prompts(warm, warm_session, value, settings())
     assert session.prompts == prompts and session.sam.masks is not None
-    assert "last box" in handlers.view(warm, session).status
+    assert "last box" in compare.view(warm, session).status
 
-    undone = handlers.undo_canvas(value)  # drops the most recent prompt: the second box
+    undone = compare.undo_canvas(value)  # drops the most recent prompt: the second box
     assert len(undone["boxes"]) == 1 and len(undone["points"]) == 2
-    session = handlers.set_prompts(warm, session, undone, settings())
+    session = compare.set_prompts(warm, session, undone, settings())
     assert session.prompts.box == (600, 300, 1500, 1200)
-    undone = handlers.undo_canvas(handlers.undo_canvas(undone))  # the first box, then the negative point
-    assert handlers.prompts_from_canvas(undone).points == ((1000, 700, 1),) and not undone["boxes"]
+    undone = compare.undo_canvas(compare.undo_canvas(undone))  # the first box, then the negative point
+    assert compare.prompts_from_canvas(undone).points == ((1000, 700, 1),) and not undone["boxes"]
 
-    cleared = handlers.clear_canvas(value)
+    cleared = compare.clear_canvas(value)
     assert cleared["points"] == [] and cleared["boxes"] == [] and cleared["image"] == value["image"]
-    session = handlers.set_prompts(warm, session, cleared, settings())
+    session = compare.set_prompts(warm, session, cleared, settings())
     assert session.sam.masks is None and session.basam.masks is None
-    assert handlers.view(warm, session).diff_panel is None
+    assert compare.view(warm, session).diff_panel is None
     assert calls(warm) == before  # prompts, undo and clear only decode
 
 
 def test_a_box_alone_and_points_outside_the_image(warm, warm_session):
-    session = handlers.set_prompts(warm, warm_session, canvas_with(warm_session, boxes=[(500, 300, 1600, 1200)]), settings())
+    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, boxes=[(500, 300, 1600, 1200)]), settings())
     assert session.sam.masks.shape == (1, H, W)
     # coordinates past the border (a canvas clamps them; a hand-made request may not) are clipped
-    session = handlers.set_prompts(warm, warm_session, canvas_with(warm_session, [(-50, 700, 1), (W + 500, H + 9, 1)]), settings())
+    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(-50, 700, 1), (W + 500, H + 9, 1)]), settings())
     assert session.sam.masks.shape == (1, H, W)
 
 
@@ -216,41 +217,41 @@ def test_bad_prompt_values_from_the_browser_are_refused(warm, warm_session):
     value = canvas_with(warm_session, [(1000, 700, 1)])
     value["points"][0]["label"] = 7
     with pytest.raises(AppError, match="label"):
-        handlers.set_prompts(warm, warm_session, value, settings())
+        compare.set_prompts(warm, warm_session, value, settings())
     value["points"][0].update(label=1, x=float("nan"))
     with pytest.raises(AppError, match="finite"):
-        handlers.set_prompts(warm, warm_session, value, settings())
+        compare.set_prompts(warm, warm_session, value, settings())
 
 
 def test_a_prompt_event_for_an_older_image_is_ignored(warm, warm_session):
     value = canvas_with(warm_session, [(1000, 700, 1)])
     value["image"] = {**value["image"], "url": "gradio_api/file=/elsewhere/display.jpg"}
-    assert handlers.set_prompts(warm, warm_session, value, settings()) is warm_session
+    assert compare.set_prompts(warm, warm_session, value, settings()) is warm_session
 
 
 def test_multimask_lists_three_candidates_and_the_pick_is_used(warm, warm_session):
     value = canvas_with(warm_session, [(1000, 700, 1)])
-    session = handlers.set_prompts(warm, warm_session, value, settings(multimask=True))
+    session = compare.set_prompts(warm, warm_session, value, settings(multimask=True))
     for result in (session.sam, session.basam):
         assert result.masks.shape == (3, H, W)
         assert result.choice == int(np.argmax(result.scores))  # default: highest predicted IoU
-    shown = handlers.view(warm, session)
+    shown = compare.view(warm, session)
     assert [index for _, index in shown.sam_candidates] == [0, 1, 2]
     assert sum("(best)" in label for label, _ in shown.basam_candidates) == 1
     assert shown.sam_choice == session.sam.choice
 
     other = (session.basam.choice + 1) % 3
-    picked = handlers.pick_candidate(session, "BA-SAM", other)
+    picked = compare.pick_candidate(session, "BA-SAM", other)
     assert picked.basam.choice == other and picked.sam.choice == session.sam.choice
-    exported = handlers.export_mask_file(warm, picked, "BA-SAM", "PNG")
+    exported = compare.export_mask_file(warm, picked, "BA-SAM", "PNG")
     assert np.array_equal(np.array(Image.open(exported)) > 0, picked.basam.masks[other])
-    assert handlers.mask_iou(picked) == pytest.approx(
+    assert compare.mask_iou(picked) == pytest.approx(
         np.count_nonzero(picked.sam.mask & picked.basam.mask) / np.count_nonzero(picked.sam.mask | picked.basam.mask)
     )
     with pytest.raises(AppError, match="3 candidates"):
-        handlers.pick_candidate(session, "SAM", 3)
-    single = handlers.compute(warm, session, settings(multimask=False))
-    assert single.sam.masks.shape == (1, H, W) and handlers.view(warm, single).sam_candidates == []
+        compare.pick_candidate(session, "SAM", 3)
+    single = compare.compute(warm, session, settings(multimask=False))
+    assert single.sam.masks.shape == (1, H, W) and compare.view(warm, single).sam_candidates == []
 
 
 # -- ground truth ---------------------------------------------------------------------------
@@ -259,13 +260,13 @@ def test_multimask_lists_three_candidates_and_the_pick_is_used(warm, warm_sessio
 def test_ground_truth_metrics_per_panel(warm, warm_session, tmp_path):
     from basam_ui import metrics
 
-    session = handlers.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings())
+    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings())
     gt = np.zeros((H, W), dtype=np.uint8)
     gt[400:1000, 600:1500] = 255
     path = tmp_path / "gt.png"
     Image.fromarray(gt).save(path)
     before = calls(warm)
-    with_gt = handlers.compute(warm, handlers.set_ground_truth(warm, session, str(path)), settings())
+    with_gt = compare.compute(warm, compare.set_ground_truth(warm, session, str(path)), settings())
     assert calls(warm) == before  # metrics need a decode, never an encode
     segmenter = warm.segmenter("vit_t")
     for result, config in ((with_gt.sam, with_gt.sam.config), (with_gt.basam, with_gt.basam.config)):
@@ -273,15 +274,15 @@ def test_ground_truth_metrics_per_panel(warm, warm_session, tmp_path):
         logits, _, _ = segmenter.predict_with(emb, np.array([[1000, 700]]), np.array([1]), multimask_output=False, return_logits=True)
         assert result.gt_mae[0] == pytest.approx(metrics.mae(metrics.probability(logits[0]), gt > 0), abs=1e-6)
         assert result.gt_iou[0] == pytest.approx(metrics.iou(logits[0] > 0, gt > 0))
-    status = handlers.view(warm, with_gt).status
+    status = compare.view(warm, with_gt).status
     assert "MAE" in status and "gt.png" in status
 
-    removed = handlers.compute(warm, handlers.set_ground_truth(warm, with_gt, None), settings())
-    assert removed.gt is None and removed.sam.gt_mae is None and "MAE" not in handlers.view(warm, removed).status
+    removed = compare.compute(warm, compare.set_ground_truth(warm, with_gt, None), settings())
+    assert removed.gt is None and removed.sam.gt_mae is None and "MAE" not in compare.view(warm, removed).status
 
     Image.fromarray(gt[:500, :500]).save(tmp_path / "small.png")
     with pytest.raises(AppError, match="same size"):
-        handlers.set_ground_truth(warm, session, str(tmp_path / "small.png"))
+        compare.set_ground_truth(warm, session, str(tmp_path / "small.png"))
 
 
 # -- export --------------------------------------------------------------------------------
@@ -293,27 +294,27 @@ def test_exports_are_full_resolution_with_metadata(warm, warm_session):
     from basam_ui.export import read_png_metadata
 
     value = canvas_with(warm_session, [(1000, 700, 1), (100, 100, 0)], [(500, 300, 1600, 1200)])
-    session = handlers.set_prompts(warm, warm_session, value, settings(beta=0.35))
-    assert handlers.export_mask_file(warm, warm_session, "SAM", "PNG") is None  # nothing to export yet
+    session = compare.set_prompts(warm, warm_session, value, settings(beta=0.35))
+    assert compare.export_mask_file(warm, warm_session, "SAM", "PNG") is None  # nothing to export yet
 
-    png = handlers.export_mask_file(warm, session, "BA-SAM", "PNG")
+    png = compare.export_mask_file(warm, session, "BA-SAM", "PNG")
     assert png.is_file() and Image.open(png).size == (W, H)
     meta = read_png_metadata(png)
     assert meta["model_type"] == "vit_t" and meta["input_size"] == SMALL
     assert (meta["nsf"], meta["bmam"], meta["beta"]) == (True, True, 0.35)
     assert meta["prompts"] == {"points": [[1000, 700], [100, 100]], "labels": [1, 0], "box": [500, 300, 1600, 1200]}
 
-    rle = json.loads(handlers.export_mask_file(warm, session, "SAM", "COCO RLE (JSON)").read_text())
+    rle = json.loads(compare.export_mask_file(warm, session, "SAM", "COCO RLE (JSON)").read_text())
     decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
     assert np.array_equal(decoded.astype(bool), session.sam.mask)
     assert rle["metadata"]["nsf"] is False and rle["metadata"]["beta"] == 0.0  # the SAM side is vanilla
 
-    polygons = json.loads(handlers.export_mask_file(warm, session, "SAM", "Polygons (JSON)").read_text())
+    polygons = json.loads(compare.export_mask_file(warm, session, "SAM", "Polygons (JSON)").read_text())
     assert polygons["size"] == [H, W] and isinstance(polygons["polygons"], list)
     assert polygons["metadata"]["input_size"] == SMALL
 
     with pytest.raises(AppError, match="format"):
-        handlers.export_mask_file(warm, session, "SAM", "tiff")
+        compare.export_mask_file(warm, session, "SAM", "tiff")
 
 
 # -- failures and isolation ------------------------------------------------------------------
@@ -324,7 +325,7 @@ def test_out_of_memory_is_a_readable_message_and_the_app_recovers(warm, warm_ses
 
     import basam_ui.segmenter
 
-    session = handlers.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings())
+    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings())
     real_encode = basam_ui.segmenter.encode
 
     def no_memory(*args, **kwargs):
@@ -332,24 +333,24 @@ def test_out_of_memory_is_a_readable_message_and_the_app_recovers(warm, warm_ses
 
     monkeypatch.setattr(basam_ui.segmenter, "encode", no_memory)
     with pytest.raises(AppError) as err:
-        handlers.compute(warm, session, settings(size="320"))
+        compare.compute(warm, session, settings(size="320"))
     assert "out of memory" in str(err.value) and "smaller" in str(err.value)
     # a fresh upload's encoding fails the same way; its image stays (the upload step passed)
-    fresh = handlers.upload_image(warm, str(PHOTO))
+    fresh = compare.upload_image(warm, str(PHOTO))
     with pytest.raises(AppError, match="out of memory"):
-        handlers.compute(warm, fresh, settings(size="320"))
+        compare.compute(warm, fresh, settings(size="320"))
 
     monkeypatch.setattr(basam_ui.segmenter, "encode", real_encode)
-    later = handlers.compute(warm, session, settings(size="320"))
+    later = compare.compute(warm, session, settings(size="320"))
     assert later.sam.size == 320 and later.sam.masks is not None
 
 
 def test_two_sessions_do_not_share_prompts_but_share_the_cache(engine, uploaded):
-    first = handlers.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
-    second = handlers.compute(engine, handlers.upload_image(engine, str(PHOTO)), settings())
+    first = compare.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
+    second = compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings())
     assert calls(engine) == 2  # the second user's upload is served by the shared cache
     assert second.sam.source == "memory" and second.prompts.empty and second.sam.masks is None
-    second = handlers.set_prompts(engine, second, canvas_with(second, [(300, 300, 0), (500, 900, 1)]), settings())
+    second = compare.set_prompts(engine, second, canvas_with(second, [(300, 300, 0), (500, 900, 1)]), settings())
     assert first.prompts.points == ((1000, 700, 1),)
     assert second.prompts.points == ((300, 300, 0), (500, 900, 1))
     assert first.folder != second.folder
@@ -359,22 +360,22 @@ def test_two_sessions_do_not_share_prompts_but_share_the_cache(engine, uploaded)
 
 
 def test_segment_api_returns_both_masks_and_info(engine):
-    sam_png, basam_png, info = handlers.segment(engine, str(PHOTO), "[[1000, 700, 1], [5000, -20, 0]]", "", SMALL)
+    sam_png, basam_png, info = api.segment(engine, str(PHOTO), "[[1000, 700, 1], [5000, -20, 0]]", "", SMALL)
     assert Image.open(sam_png).size == Image.open(basam_png).size == (W, H)
     assert info["image_size"] == [W, H] and info["input_size"] == SMALL
     assert 0.0 <= info["iou_sam_basam"] <= 1.0
     assert info["sam"]["cache"] == "computed" and info["basam"]["setting"] == {"nsf": True, "bmam": True, "beta": 0.1}
-    _, _, again = handlers.segment(engine, str(PHOTO), "[[900, 650, 1]]", "[400, 300, 1500, 1200]", str(SMALL))
+    _, _, again = api.segment(engine, str(PHOTO), "[[900, 650, 1]]", "[400, 300, 1500, 1200]", str(SMALL))
     assert again["sam"]["cache"] == again["basam"]["cache"] == "memory"
     for points, box, pattern in (("[[1, 2, 3]]", "", "label"), ("nope", "", "JSON"), ("", "", "at least one"), ("", "[1, 2]", "box")):
         with pytest.raises(AppError, match=pattern):
-            handlers.segment(engine, str(PHOTO), points, box, SMALL)
+            api.segment(engine, str(PHOTO), points, box, SMALL)
     with pytest.raises(AppError, match="limit"):
-        handlers.segment(engine, str(PHOTO), "[[1, 2, 1]]", "", 2048)
+        api.segment(engine, str(PHOTO), "[[1, 2, 1]]", "", 2048)
 
 
 def test_page_has_the_documented_elements(engine):
-    from basam_ui.app import build_app, concurrency_limit
+    from basam_ui.web.compare_page import build_app, concurrency_limit
 
     demo = build_app(engine)
     ids = {block.elem_id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
@@ -398,31 +399,32 @@ def _args(tmp_path, *argv) -> argparse.Namespace:
 
 
 def test_command_reports_a_failed_download_without_a_traceback(tmp_path, monkeypatch, capsys):
-    from basam_ui import app, checkpoints
+    from basam_ui import checkpoints
+    from basam_ui.web import server
 
     def offline(model_type, directory=None, **kwargs):
         raise checkpoints.DownloadError(f"Could not download the {model_type} checkpoint (offline).")
 
     monkeypatch.setattr(checkpoints, "download", offline)
-    assert app.main(_args(tmp_path)) == 1
+    assert server.main(_args(tmp_path)) == 1
     err = capsys.readouterr().err
     assert "Could not download the vit_t checkpoint" in err and "Traceback" not in err
 
 
 def test_command_reports_a_bad_checkpoint(tmp_path, capsys):
-    from basam_ui import app
+    from basam_ui.web import server
 
     bad = tmp_path / "mobile_sam.pt"
     bad.write_bytes(b"not a checkpoint")
-    assert app.main(_args(tmp_path, "--checkpoint", str(bad))) == 1
+    assert server.main(_args(tmp_path, "--checkpoint", str(bad))) == 1
     assert "mobile_sam.pt" in capsys.readouterr().err
 
 
 def test_checkpoints_found_populate_the_models_and_load_lazily(tmp_path, checkpoint_files):
-    from basam_ui import app
+    from basam_ui.web import server
 
     folder = checkpoint_files["vit_t"].parent
-    engine = app.engine_from_args(_args(tmp_path, "--checkpoint-dir", str(folder), "--device", "cpu"))
+    engine = server.engine_from_args(_args(tmp_path, "--checkpoint-dir", str(folder), "--device", "cpu"))
     try:
         assert engine.model_types == ["vit_t", "vit_b"] and engine.default_model == "vit_t"
         assert engine.loaded() == ["vit_t"]  # the default at start, the others on first use
@@ -452,7 +454,8 @@ def test_space_entry_point_exposes_the_demo(monkeypatch, tmp_path):
 
 
 def test_space_without_a_checkpoint_stops_with_the_download_message(monkeypatch, tmp_path):
-    from basam_ui import app, checkpoints
+    from basam_ui import checkpoints
+    from basam_ui.web import server
 
     def offline(model_type, directory=None, **kwargs):
         raise checkpoints.DownloadError("Could not download the MobileSAM checkpoint (offline).")
@@ -461,7 +464,7 @@ def test_space_without_a_checkpoint_stops_with_the_download_message(monkeypatch,
     monkeypatch.setenv("BASAM_UI_CHECKPOINT_DIR", str(tmp_path / "empty"))
     monkeypatch.setattr(checkpoints, "download", offline)
     with pytest.raises(SystemExit, match="Could not download the MobileSAM checkpoint"):
-        app.space_app()
+        server.space_app()
 
 
 def test_model_work_runs_under_spaces_gpu_when_spaces_is_importable(monkeypatch, tmp_path):
@@ -470,7 +473,7 @@ def test_model_work_runs_under_spaces_gpu_when_spaces_is_importable(monkeypatch,
     import sys
     import types
 
-    from basam_ui import app
+    from basam_ui.web import server
 
     wrapped = []
 
@@ -485,9 +488,9 @@ def test_model_work_runs_under_spaces_gpu_when_spaces_is_importable(monkeypatch,
         return wrap
 
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
-    engine = app.engine_from_args(_args(tmp_path, "--random-weights", "--device", "cpu", "--max-size", "512"))
+    engine = server.engine_from_args(_args(tmp_path, "--random-weights", "--device", "cpu", "--max-size", "512"))
     try:
-        handlers.compute(engine, handlers.upload_image(engine, str(PHOTO)), settings())
+        compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings())
         assert wrapped == ["run_side", "run_side"]
     finally:
         engine.close()

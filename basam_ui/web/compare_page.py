@@ -1,37 +1,30 @@
-"""The annotation app: the page layout, its event wiring, and `main(args)` for `basam-ui`.
-
-The engine (models + embedding cache) is made once in `main` (or `space_app`) and captured
-by the event functions; each browser session's state is a `handlers.Session` in gr.State.
-What the events do lives in `handlers.py`; this module only maps components to it.
+"""The compare page: its layout and the wiring of its events to `compare.py` (what the events
+do) and `api.py` (the /segment endpoint). The engine is captured by the event functions;
+each browser session's state is a `session.Session` in gr.State.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Optional
 
-# before Gradio is imported: it reads this at import time
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-from functools import partial  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable, Optional  # noqa: E402
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before Gradio is imported: read at import
 
 import gradio as gr  # noqa: E402
 
-from . import handlers  # noqa: E402
-from .handlers import AppEngine, AppError, Session, Settings  # noqa: E402
-from .prompt_canvas import SET_NEGATIVE_JS, PromptCanvas  # noqa: E402
+from . import api, compare
+from .canvas import SET_NEGATIVE_JS, PromptCanvas
+from .engine import AppEngine
+from .session import DEFAULT_BETA, EXPORT_FORMATS, SIDES, AppError, Progress, Session, Settings
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"  # present in a clone or a Space
+ASSETS = Path(__file__).resolve().parents[2] / "assets"  # present in a clone or a Space
 EXAMPLES = (("camouflage.jpg", "camouflage_mask.png"), ("lesion.jpg", "lesion_mask.png"))
 IMAGE_FILE_TYPES = ["image", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"]
-MAX_FILE_SIZE = "500mb"
 RANDOM_WEIGHTS_WARNING = (
     "⚠️ **Random weights.** This server runs an untrained model (`--random-weights`): the masks "
     "are meaningless. Use it to try the interface only; run `basam-ui` without the option to "
@@ -93,7 +86,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
                 with gr.Row():
                     nsf = gr.Checkbox(True, label="NSF", info="new scaling factor", elem_id="nsf")
                     bmam = gr.Checkbox(True, label="BM-AM", info="bias-mode attention mask", elem_id="bmam")
-                beta = gr.Slider(0, 2.5, value=handlers.DEFAULT_BETA, step=0.05, label="β (BM-AM slope)", elem_id="beta")
+                beta = gr.Slider(0, 2.5, value=DEFAULT_BETA, step=0.05, label="β (BM-AM slope)", elem_id="beta")
                 multimask = gr.Checkbox(False, label="Multimask (3 candidates per side)", elem_id="multimask")
             with gr.Column(scale=4):
                 canvas = PromptCanvas(None, elem_id="canvas")
@@ -110,8 +103,8 @@ def build_app(engine: AppEngine) -> gr.Blocks:
                         diff_panel = _panel("Difference", "diff-panel")
                         gr.Markdown(DIFF_LEGEND, elem_id="diff-legend")
         with gr.Row():
-            export_side = gr.Radio(list(handlers.SIDES), value="BA-SAM", label="Export the mask of", elem_id="export-side")
-            export_format = gr.Radio(list(handlers.EXPORT_FORMATS), value="PNG", label="as", elem_id="export-format")
+            export_side = gr.Radio(list(SIDES), value="BA-SAM", label="Export the mask of", elem_id="export-side")
+            export_format = gr.Radio(list(EXPORT_FORMATS), value="PNG", label="as", elem_id="export-format")
             download = gr.DownloadButton("Download mask (full resolution)", elem_id="download", interactive=False)
         examples = _examples(upload, gt_upload)
         api_inputs, api_outputs, api_trigger = _api_components(engine)
@@ -125,8 +118,8 @@ def build_app(engine: AppEngine) -> gr.Blocks:
 
         def page(session: Session, data: dict) -> dict:
             """Component updates showing `session`."""
-            shown = handlers.view(engine, session)
-            exported = handlers.export_mask_file(engine, session, data[export_side], data[export_format])
+            shown = compare.view(engine, session)
+            exported = compare.export_mask_file(engine, session, data[export_side], data[export_format])
             return {
                 state: session,
                 sam_panel: shown.sam_panel,
@@ -140,7 +133,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             }
 
         def guarded(
-            event: Callable[[dict, handlers.Progress], tuple[Session, dict]],
+            event: Callable[[dict, Progress], tuple[Session, dict]],
             keep_message: bool = False,
             on_error: Optional[dict] = None,
         ):
@@ -170,47 +163,47 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             return run
 
         def on_upload(data, report):
-            session = handlers.upload_image(engine, data[upload])
+            session = compare.upload_image(engine, data[upload])
             engine.forget(data[state])  # the previous image's files
             negative = data[click_mode] == "negative"
-            return session, {canvas: handlers.canvas_value(session.canvas_image, negative), gt_upload: None}
+            return session, {canvas: compare.canvas_value(session.canvas_image, negative), gt_upload: None}
 
         def on_example(data, report):
-            session = handlers.set_ground_truth(engine, handlers.upload_image(engine, data[upload]), data[gt_upload])
+            session = compare.set_ground_truth(engine, compare.upload_image(engine, data[upload]), data[gt_upload])
             engine.forget(data[state])
-            return session, {canvas: handlers.canvas_value(session.canvas_image, data[click_mode] == "negative")}
+            return session, {canvas: compare.canvas_value(session.canvas_image, data[click_mode] == "negative")}
 
         def on_reset(data, report):
             engine.forget(data[state])
             return Session(), {canvas: None, gt_upload: None}
 
         def on_prompt(data, report):
-            return handlers.set_prompts(engine, data[state], data[canvas], settings_of(data), report), {}
+            return compare.set_prompts(engine, data[state], data[canvas], settings_of(data), report), {}
 
         def on_canvas_edit(edit: Callable[[Optional[dict]], Optional[dict]]):
             def run(data, report):
                 value = edit(data[canvas])
-                session = handlers.set_prompts(engine, data[state], value, settings_of(data), report)
+                session = compare.set_prompts(engine, data[state], value, settings_of(data), report)
                 return session, {canvas: value}
 
             return run
 
         def on_settings(data, report):  # also the encoding step after an upload
-            return handlers.compute(engine, data[state], settings_of(data), report), {}
+            return compare.compute(engine, data[state], settings_of(data), report), {}
 
         def on_pick(side: str, radio: gr.Radio):
             def run(data, report):
-                return handlers.pick_candidate(data[state], side, data[radio]), {}
+                return compare.pick_candidate(data[state], side, data[radio]), {}
 
             return run
 
         def on_gt(data, report):
-            session = handlers.set_ground_truth(engine, data[state], data[gt_upload])
-            return handlers.compute(engine, session, settings_of(data), report), {}
+            session = compare.set_ground_truth(engine, data[state], data[gt_upload])
+            return compare.compute(engine, session, settings_of(data), report), {}
 
         def on_export_choice(data: dict) -> dict:
             try:
-                exported = handlers.export_mask_file(engine, data[state], data[export_side], data[export_format])
+                exported = compare.export_mask_file(engine, data[state], data[export_side], data[export_format])
             except AppError as exc:
                 return {message: f"⚠️ {exc}"}
             return {download: gr.update(value=exported, interactive=exported is not None), message: ""}
@@ -239,8 +232,8 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             listen(loaded.then, encode, common_inputs, api_name="encode_example")
         # prompts: read from the canvas INPUT value; the prompt handler never writes the canvas
         listen(canvas.prompt, guarded(on_prompt), {*common_inputs, canvas}, trigger_mode="always_last", api_name="prompt")
-        listen(undo.click, guarded(on_canvas_edit(handlers.undo_canvas)), {*common_inputs, canvas}, extra=[canvas], api_name="undo")
-        listen(clear.click, guarded(on_canvas_edit(handlers.clear_canvas)), {*common_inputs, canvas}, extra=[canvas], api_name="clear_prompts")
+        listen(undo.click, guarded(on_canvas_edit(compare.undo_canvas)), {*common_inputs, canvas}, extra=[canvas], api_name="undo")
+        listen(clear.click, guarded(on_canvas_edit(compare.clear_canvas)), {*common_inputs, canvas}, extra=[canvas], api_name="clear_prompts")
         click_mode.change(None, [click_mode, canvas], canvas, js=SET_NEGATIVE_JS, queue=False, api_visibility="private")
         # settings: checkboxes on user input, dropdowns on change (their input event fires
         # twice per pick), beta on release (not per drag step)
@@ -295,7 +288,7 @@ def _api_components(engine: AppEngine) -> tuple[list, list, gr.Button]:
             gr.Textbox(label="size", value=engine.default_size),
             gr.Checkbox(True, label="nsf"),
             gr.Checkbox(True, label="bmam"),
-            gr.Number(handlers.DEFAULT_BETA, label="beta"),
+            gr.Number(DEFAULT_BETA, label="beta"),
             gr.Checkbox(False, label="multimask"),
             gr.Textbox(label="model", value=engine.default_model),
         ]
@@ -309,10 +302,10 @@ def _segment_endpoint(engine: AppEngine) -> Callable:
 
     def segment(
         image: str, points: str = "", box: str = "", size: str = "1024", nsf: bool = True, bmam: bool = True,
-        beta: float = handlers.DEFAULT_BETA, multimask: bool = False, model: str = "", progress=gr.Progress(),
+        beta: float = DEFAULT_BETA, multimask: bool = False, model: str = "", progress=gr.Progress(),
     ) -> tuple[str, str, dict]:
         try:
-            sam_mask, basam_mask, info = handlers.segment(
+            sam_mask, basam_mask, info = api.segment(
                 engine, image, points, box, size, nsf, bmam, beta, multimask, model or None,
                 lambda fraction, text: progress(fraction, desc=text),
             )
@@ -321,104 +314,3 @@ def _segment_endpoint(engine: AppEngine) -> Callable:
         return str(sam_mask), str(basam_mask), info
 
     return segment
-
-
-def launch_options(engine: AppEngine) -> dict[str, Any]:
-    """Keyword arguments for demo.launch(): upload bound, the folders served as files, CSS."""
-    allowed = [str(engine.work_dir)] + ([str(ASSETS)] if ASSETS.is_dir() else [])
-    return {"max_file_size": MAX_FILE_SIZE, "allowed_paths": allowed, "css": CSS}
-
-
-# -- engines from the command line or a Space -------------------------------------------
-
-
-def zero_gpu() -> Optional[Callable[[Callable], Callable]]:
-    """spaces.GPU when the `spaces` package is importable (Hugging Face ZeroGPU), else None."""
-    try:
-        import spaces
-    except ImportError:
-        return None
-    return spaces.GPU(duration=120)
-
-
-def engine_from_args(args: argparse.Namespace) -> AppEngine:
-    """The engine the command line asks for. Downloads the default checkpoint when the
-    checkpoint folder has none. Raises DownloadError / CheckpointError / ValueError."""
-    from .checkpoints import DEFAULT_MODEL_TYPE, available_checkpoints, download
-    from .loading import default_device, load_sam, model_info, random_sam
-
-    device = str(args.device or default_device())
-    if args.random_weights:
-        model_type = args.model or DEFAULT_MODEL_TYPE
-        loaders = {model_type: partial(random_sam, model_type, seed=0, device=device)}
-    elif args.checkpoint:
-        sam = load_sam(args.model, args.checkpoint, device)
-        loaders = {model_info(sam).model_type: lambda: sam}
-    else:
-        found = available_checkpoints(args.checkpoint_dir)
-        wanted = args.model or (DEFAULT_MODEL_TYPE if not found or DEFAULT_MODEL_TYPE in found else next(iter(found)))
-        if wanted not in found:
-            print(f"basam-ui: no {wanted} checkpoint found; downloading it", file=sys.stderr)
-            found[wanted] = download(wanted, args.checkpoint_dir)
-        loaders = {t: partial(load_sam, t, path, device) for t, path in found.items()}
-        loaders = {wanted: loaders.pop(wanted), **loaders}  # the default first in the dropdown
-    engine = AppEngine(
-        loaders,
-        max_size=args.max_size,
-        cache_bytes=int(args.cache_gb * (1 << 30)),
-        cache_dir=args.cache_dir,
-        random_weights=bool(args.random_weights),
-        device=device,
-        gpu=zero_gpu(),
-    )
-    try:
-        engine.segmenter(engine.default_model)  # load the default now: a bad file fails at start
-    except AppError as exc:
-        engine.close()
-        from .loading import CheckpointError
-
-        raise CheckpointError(str(exc)) from None
-    return engine
-
-
-def main(args: argparse.Namespace) -> int:
-    """`basam-ui` with no command: build the engine, serve the page until interrupted."""
-    from .checkpoints import DownloadError
-    from .loading import CheckpointError
-
-    try:
-        engine = engine_from_args(args)
-    except (DownloadError, CheckpointError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    # SIGTERM (docker stop, systemd, a test harness) stops the server like Ctrl-C does, so
-    # the work folder below is removed
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        demo = build_app(engine)
-        demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(engine))
-    finally:
-        engine.close()
-    return 0
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def space_app() -> tuple[gr.Blocks, dict[str, Any]]:
-    """The app as a Hugging Face Space runs it: the default checkpoint downloaded at start-up
-    (model from $BASAM_UI_MODEL, default vit_t); BASAM_UI_RANDOM_WEIGHTS=1 forces random
-    weights. Returns the page and its launch options."""
-    from .checkpoints import DownloadError
-    from .cli import build_parser
-    from .loading import CheckpointError
-
-    argv = ["--model", os.environ.get("BASAM_UI_MODEL", "vit_t")]
-    if os.environ.get("BASAM_UI_RANDOM_WEIGHTS", "").strip() == "1":
-        argv.append("--random-weights")
-    try:
-        engine = engine_from_args(build_parser().parse_args(argv))
-    except (DownloadError, CheckpointError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    return build_app(engine), launch_options(engine)

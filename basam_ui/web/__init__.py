@@ -1,0 +1,8 @@
+"""The web layer: the Gradio pages and what their events do.
+
+- `session`: one user's state and the values the page and API send (no Gradio)
+- `engine`: the models, the shared embedding cache, the work folder; `run_side` (no Gradio)
+- `compare`: the compare page's events (no Gradio); `api`: the /segment function (no Gradio)
+- `render`: pictures drawn on the server; `canvas`: the prompt canvas component
+- `compare_page`: the compare page's layout and wiring; `server`: engines from options, `main`
+"""

@@ -1,0 +1,73 @@
+"""The /segment API function: one image file and prompts in, both masks out. No Gradio here."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional
+
+from .compare import compute, export_metadata, mask_iou, upload_image
+from .engine import AppEngine
+from .session import (
+    DEFAULT_BETA, DEFAULT_SIZE, SIDES, AppError, Progress, Prompts, Session, SideResult, Settings, no_progress,
+    parse_box, parse_points,
+)
+
+API_FILES_MAX_AGE_S = 3600.0
+
+
+def segment(
+    engine: AppEngine,
+    image_path: str,
+    points: Any = "",
+    box: Any = "",
+    size: int | str = DEFAULT_SIZE,
+    nsf: bool = True,
+    bmam: bool = True,
+    beta: float = DEFAULT_BETA,
+    multimask: bool = False,
+    model: Optional[str] = None,
+    progress: Progress = no_progress,
+) -> tuple[Path, Path, dict]:
+    """The API: one image file and prompts in, the SAM and BA-SAM masks (full-resolution
+    PNGs with metadata) and an info dict out. Points outside the image are clipped to its
+    border by the Segmenter; with multimask, each side returns its best-scored candidate."""
+    prompts = Prompts(points=parse_points(points), boxes=(b,) if (b := parse_box(box)) else ())
+    if prompts.empty:
+        raise AppError("give at least one point or a box")
+    settings = Settings(model or engine.default_model, size, bool(nsf), bool(bmam), float(beta), bool(multimask))
+    engine.prune("api", API_FILES_MAX_AGE_S)
+    session = replace(upload_image(engine, image_path, api=True), prompts=prompts)
+    session = compute(engine, session, settings, progress)
+    files = [_api_mask_file(engine, session, side) for side in SIDES]
+    info = {
+        "image_size": [int(session.image.shape[1]), int(session.image.shape[0])],
+        "model": settings.model,
+        "input_size": session.sam.size,
+        "iou_sam_basam": mask_iou(session),
+        "sam": _side_info(session.sam),
+        "basam": _side_info(session.basam),
+    }
+    return files[0], files[1], info
+
+
+def _api_mask_file(engine: AppEngine, session: Session, side: str) -> Path:
+    """A side's mask as a PNG with metadata, under the call's own folder (which the next
+    export in it would replace, so each side gets a file of its own)."""
+    from .. import export
+
+    result = session.side(side)
+    stem = f"{Path(session.image_name).stem or 'image'}-{'sam' if side == 'SAM' else 'basam'}-{result.size}"
+    return export.export_mask(result.mask, session.folder / side.lower(), stem, export_metadata(engine, session, result), ["png"])[0]
+
+
+def _side_info(result: SideResult) -> dict:
+    return {
+        "setting": {"nsf": result.config.nsf, "bmam": result.config.bmam, "beta": result.config.beta},
+        "encode_seconds": round(result.encode_seconds, 4),
+        "cache": result.source,
+        "decode_seconds": round(result.decode_seconds, 4),
+        "predicted_iou": float(result.scores[result.choice]),
+        "area": int(result.mask.sum()),
+    }
+
