@@ -33,7 +33,11 @@ def main(args: argparse.Namespace) -> int:
         return run_prompt_bench(args)
     if args.bench == "encoder":
         return run_encoder_bench(args)
-    raise ValueError(f"unknown benchmark {args.bench!r}: choose encoder or prompt")
+    if args.bench == "project":
+        from .bench_project import run_project_bench
+
+        return run_project_bench(args)
+    raise ValueError(f"unknown benchmark {args.bench!r}: choose encoder, prompt or project")
 
 
 @dataclass

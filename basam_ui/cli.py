@@ -65,6 +65,55 @@ def _add_ray_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_app_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to serve the app on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port to serve the app on (default: 7860)")
+    p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    p.add_argument(
+        "--max-size",
+        type=int,
+        default=4096,
+        metavar="S",
+        help="largest inference size S offered in the app, and the cap for 'native' (default: 4096)",
+    )
+    p.add_argument(
+        "--cache-gb", type=float, default=2.0, metavar="GB", help="embedding cache size in memory, in GB (default: 2)"
+    )
+    p.add_argument("--cache-dir", metavar="DIR", help="also keep embeddings on disk here, reused across restarts")
+    _add_disk_cache_option(p)
+
+
+def _add_project_commands(sub: argparse._SubParsersAction) -> None:
+    db_help = "the project database (default: DIR/.basam-ui/project.sqlite; use this when DIR is read-only)"
+    ann = sub.add_parser(
+        "annotate",
+        help="annotate a folder of images (objects with classes, saved as you go)",
+        description="Serve the annotation page on the images under DIR (recursively). Work is saved to a "
+        "SQLite database as it is done.",
+    )
+    ann.add_argument("dir", metavar="DIR", help="folder of images")
+    ann.add_argument(
+        "--labels", metavar="A,B,...", help="comma-separated class names (default on a new project: object)"
+    )
+    ann.add_argument("--db", metavar="PATH", help=db_help)
+    _add_model_options(ann, model_default=None)
+    _add_app_options(ann)
+
+    exp = sub.add_parser(
+        "export",
+        help="export an annotation project as a dataset (COCO, PNG label maps, YOLO-seg)",
+        description="Write the objects of the done images (every image with objects with --all) as COCO "
+        "instances JSON, PNG label maps or YOLO segmentation labels, with report.md. Where objects overlap, "
+        "the later one lies on top.",
+    )
+    exp.add_argument("dir", metavar="DIR", help="the project's folder of images")
+    exp.add_argument("--db", metavar="PATH", help=db_help)
+    exp.add_argument("--format", required=True, choices=("coco", "png", "yolo"), help="dataset format")
+    exp.add_argument("--all", action="store_true", help="every image that has objects, not only the done ones")
+    exp.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE (holes are filled)")
+    exp.add_argument("--out", required=True, metavar="OUT", help="output folder (made if needed)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="basam-ui",
@@ -73,23 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"basam-ui {__version__}")
     _add_model_options(parser, model_default=None)
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve the app on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="port to serve the app on (default: 7860)")
-    parser.add_argument("--share", action="store_true", help="also open a public Gradio share link")
-    parser.add_argument(
-        "--max-size",
-        type=int,
-        default=4096,
-        metavar="S",
-        help="largest inference size S offered in the app, and the cap for 'native' (default: 4096)",
-    )
-    parser.add_argument(
-        "--cache-gb", type=float, default=2.0, metavar="GB", help="embedding cache size in memory, in GB (default: 2)"
-    )
-    parser.add_argument("--cache-dir", metavar="DIR", help="also keep embeddings on disk here, reused across restarts")
-    _add_disk_cache_option(parser)
+    _add_app_options(parser)
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_project_commands(sub)
 
     dl = sub.add_parser(
         "download",
@@ -111,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "else ~/.cache/basam-ui/checkpoints)",
     )
 
-    bench = sub.add_parser("bench", help="benchmarks (encoder, prompt)", description="Benchmarks that print tables.")
+    bench = sub.add_parser("bench", help="benchmarks (encoder, prompt, project)", description="Benchmarks that print tables.")
     bench_sub = bench.add_subparsers(dest="bench", metavar="WHAT", required=True)
     enc = bench_sub.add_parser(
         "encoder",
@@ -142,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     enc.add_argument("--beta", type=float, default=0.1, help="BM-AM slope for the BA-SAM rows (default: 0.1)")
     prm.add_argument("--predictions", type=int, default=20, help="predictions timed per case (default: 20)")
+    proj = bench_sub.add_parser(
+        "project",
+        help="annotation projects: opening a big folder, exporting",
+        description="Time opening a project of many files (scan, database, first page of data) and "
+        "exporting synthetic objects in each format, in a temporary folder.",
+    )
+    proj.add_argument("--files", type=int, default=5000, help="image files in the folder to open (default: 5000)")
+    proj.add_argument("--images", type=int, default=200, help="images exported (default: 200)")
+    proj.add_argument("--objects", type=int, default=5, help="objects per exported image (default: 5)")
+    proj.add_argument("--size", type=int, default=2048, metavar="PX", help="exported images' long side (default: 2048)")
 
     ev = sub.add_parser(
         "eval",
@@ -177,7 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the app, annotate and eval read, so they need no encoder pass. Resumable: what is cached is skipped. "
         "Unreadable files are reported and skipped.",
     )
-    pre.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders (not searched recursively)")
+    pre.add_argument(
+        "images", nargs="+", metavar="IMAGES",
+        help="image files or folders (searched recursively as annotate does; hidden folders skipped)",
+    )  # fmt: skip
     _add_model_options(pre, model_default=None)
     pre.add_argument("--sizes", nargs="+", type=int, default=[2048], metavar="S", help="input sizes (default: 2048)")
     pre.add_argument(
@@ -216,6 +265,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from . import precompute
 
         return precompute.main(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "annotate":
+        return _annotate(args)
     from .web import server
 
     return server.main(args)
@@ -238,6 +291,51 @@ def _download(args: argparse.Namespace) -> int:
         else:
             print(f"{model_type}: {path}")
     return status
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .project import Project, ProjectError
+    from .project.export import export_project
+
+    try:
+        with Project.open(args.dir, args.db, create=False, readonly=True, scan=False) as project:
+            result = export_project(project, args.out, args.format, all_images=args.all, polygons=args.polygons)
+    except (ProjectError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for kind, paths in (("missing", result.missing), ("changed since annotated", result.changed)):
+        if paths:
+            print(f"warning: {len(paths)} image file(s) {kind}: {', '.join(paths[:5])}"
+                  + (" ..." if len(paths) > 5 else ""), file=sys.stderr)
+    print(f"{result.format}: {result.objects} objects of {result.images} images -> {result.out}")
+    return 0
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from .project import Project, ProjectError
+
+    labels = [name.strip() for name in (args.labels or "").split(",") if name.strip()]
+    try:
+        project = Project.open(args.dir, args.db, labels=labels or None)
+    except (ProjectError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    skipped = project.last_scan.skipped
+    progress = project.progress()
+    print(f"{args.dir}: {progress.total} images ({progress.done} done, {progress.missing} missing), "
+          f"classes {', '.join(project.labels())}; database {project.db_path}")
+    if skipped:
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        print(f"skipped (not images): {', '.join(skipped[:10])}{more}")
+    try:  # the annotate page (web layer) is written separately
+        from .web.annotate import main as serve_annotate_page
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith(f"{__package__}.web"):
+            raise
+        project.close()
+        print("annotate page: not yet wired", file=sys.stderr)
+        return 2
+    return serve_annotate_page(args, project)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from basam_ui import bench, bench_prompt
 from basam_ui.bench import CaseResult, format_table, stock_attention_bytes
@@ -58,3 +59,13 @@ def test_prompt_bench_table(capsys):
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| vit_t")][0]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "256" and float(cells[3]) > 0 and float(cells[4]) >= float(cells[3]) and cells[5] == "1"
+
+
+def test_project_bench_prints_its_figures(capsys):
+    args = argparse.Namespace(bench="project", files=30, images=2, objects=2, size=256)
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("total ") == 2 and "commit of one 256x192 object" in out
+    for fmt in ("coco", "coco --polygons", "png", "yolo"):
+        found = re.search(rf"^  {re.escape(fmt)} +([0-9.]+) +\(4 objects", out, re.MULTILINE)
+        assert found and float(found.group(1)) >= 0, out
