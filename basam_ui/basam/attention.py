@@ -12,7 +12,10 @@ with dist the L1 grid distance |row_i - row_j| + |col_i - col_j| in token units.
 
 `grid_attention` is the fast path: `scaled_dot_product_attention` with the additive terms as
 a float mask, built in chunks of queries so that no per-head N x N tensor is ever held for a
-large grid. `grid_attention_reference` is the plain matmul-softmax-matmul, for checking it.
+large grid. In bf16 on the CPU, where SDPA with a float mask gains nothing over fp32, it is a
+chunked matmul-softmax-matmul in bf16 instead, with the separable row and column terms added
+by broadcasting over the key grid (no mask is built). `grid_attention_reference` is the plain
+matmul-softmax-matmul in float32, for checking both.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from .config import length_scale
 # queries at S = 2048 needs 100 MB; 256 MB chunks keep memory small and the SDPA calls large
 # (measured on a 2-core CPU: 64 MB chunks were slower, one 800 MB mask at S = 1024 too).
 MASK_BUDGET_BYTES = 256 * 2**20
+# Upper bound on one chunk of bf16 logits in the CPU bf16 path (one head's queries at a time).
+# Measured on a 2-core EPYC at N = 16384: 64-query chunks made the matmuls 4x slower per
+# query than 256-1024-query ones; 16 MB is 512 queries there and 128 at N = 65536.
+LOW_PRECISION_BUDGET_BYTES = 16 * 2**20
 
 
 def attention_scale(head_dim: int, size: int, nsf: bool) -> float:
@@ -136,6 +143,8 @@ def grid_attention(
 
     if not has_rel and bias is None and penalty == 0.0:
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    if use_low_precision_path(q, has_rel):
+        return _low_precision_attention(q, k, v, scale, grid, penalty, rel_h, rel_w)
 
     if bias is not None:
         bias = bias.to(dtype).reshape((1,) * (4 - bias.ndim) + tuple(bias.shape))
@@ -203,6 +212,56 @@ def grid_attention(
             else:
                 out[:, :, i0:i1] = result
     return out
+
+
+def use_low_precision_path(q: torch.Tensor, has_rel: bool) -> bool:
+    """Whether `grid_attention` takes the bf16 matmul path: bf16 queries on the CPU with
+    SAM's relative-position terms (the ViT blocks). Elsewhere SDPA with a mask is as fast."""
+    return q.dtype == torch.bfloat16 and q.device.type == "cpu" and has_rel
+
+
+def _low_precision_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    grid: Tuple[int, int],
+    penalty: float,
+    rel_h: Optional[torch.Tensor],
+    rel_w: Optional[torch.Tensor],
+    max_bytes: int = LOW_PRECISION_BUDGET_BYTES,
+) -> torch.Tensor:
+    """`grid_attention` for bf16 q, k, v with rel_h/rel_w: per chunk of queries, bf16 logits
+    scale * q.k (scale applied inside the matmul), then the row term (rel_h - penalty *
+    |row_i - r|, over key rows) and the column term (over key columns) added in place by
+    broadcasting on the (rows, cols) view of the keys, a softmax, and probabilities . v in
+    bf16. The terms are formed in float32 and rounded once; the chunk of logits is at most
+    `max_bytes`, so no N x N tensor exists."""
+    batch, heads, n, dim = q.shape
+    rows, cols = grid
+    dtype, device = q.dtype, q.device
+    row_dist, col_dist = _grid_distances(grid, device)
+    row_term = -penalty * row_dist if rel_h is None else rel_h.float() - penalty * row_dist  # (B, h, N, rows)
+    col_term = -penalty * col_dist if rel_w is None else rel_w.float() - penalty * col_dist
+    row_term = row_term.to(dtype).expand(batch, heads, n, rows).reshape(batch * heads, n, rows)
+    col_term = col_term.to(dtype).expand(batch, heads, n, cols).reshape(batch * heads, n, cols)
+    q3 = q.reshape(batch * heads, n, dim)
+    keys_t = k.reshape(batch * heads, n, dim).transpose(1, 2)
+    v3 = v.reshape(batch * heads, n, v.shape[-1])
+    out = q.new_empty(batch * heads, n, v.shape[-1])
+    group, step = plan_chunks(batch * heads, 1, n, n, q.element_size(), max_bytes)
+    for g0 in range(0, batch * heads, group):
+        g1 = min(batch * heads, g0 + group)
+        for i0 in range(0, n, step):
+            i1 = min(n, i0 + step)
+            logits = torch.baddbmm(
+                q.new_empty(g1 - g0, i1 - i0, n), q3[g0:g1, i0:i1], keys_t[g0:g1], beta=0.0, alpha=scale
+            )
+            on_grid = logits.view(g1 - g0, i1 - i0, rows, cols)
+            on_grid += row_term[g0:g1, i0:i1, :, None]
+            on_grid += col_term[g0:g1, i0:i1, None, :]
+            torch.bmm(torch.softmax(logits, dim=-1), v3[g0:g1], out=out[g0:g1, i0:i1])
+    return out.view(batch, heads, n, v.shape[-1])
 
 
 def grid_attention_reference(
