@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 PROMPT_KINDS = ("point", "center", "box")
 RESULT_COLUMNS = (
-    "model", "image", "mask", "method", "nsf", "bmam", "beta", "size", "prompt", "prompt_xy",
+    "model", "precision", "image", "mask", "method", "nsf", "bmam", "beta", "size", "prompt", "prompt_xy",
     "height", "width", "mae", "iou", "dice", "score", "encode_s", "predict_s",
 )  # fmt: skip
 SUMMARY_COLUMNS = ("model", "prompt", "method", "size", "images", "mae", "delta_diff", "iou", "dice", "encode_s")
@@ -147,7 +147,8 @@ def run_eval(
     """Evaluate every pair (the first `limit`) at every size with every method and prompt.
 
     `segmenter` is a `basam_ui.segmenter.Segmenter`; its model's identity goes in the CSV,
-    so rows of other weights are never reused. Each (image, size, method) is encoded once
+    so rows of other weights are never reused, and so does its encoder precision (rows of
+    another precision are not reused either). Each (image, size, method) is encoded once
     for all prompts, and not at all when results.csv already has all its rows. Unreadable
     images or masks and empty masks are reported on stderr and in skipped.csv, not fatal.
     """
@@ -181,7 +182,8 @@ def run_eval(
 
     with _ResultWriter(csv_path) as writer:
         for pair in tqdm(pairs, desc="eval", unit="image", disable=not progress, file=sys.stderr):
-            base = {"model": model, "image": pair.image.name, "mask": pair.mask.name}
+            base = {"model": model, "precision": segmenter.encoder_precision, "image": pair.image.name,
+                    "mask": pair.mask.name}  # fmt: skip
             keys = {
                 (size, name, kind): _key({**base, "method": name, "beta": cfg.slope, "size": size, "prompt": kind})
                 for size in sizes
@@ -295,7 +297,8 @@ def _now() -> float:
 
 def _key(row: Mapping[str, Any]) -> tuple:
     """What identifies a result: a re-run skips rows whose key is already in results.csv."""
-    return (row["model"], row["image"], row["method"], float(row["beta"]), int(row["size"]), row["prompt"])
+    return (row["model"], row["precision"], row["image"], row["method"], float(row["beta"]), int(row["size"]),
+            row["prompt"])  # fmt: skip
 
 
 def _read_results(path: Path) -> list[dict[str, Any]]:
@@ -469,7 +472,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     # each embedding is used for one (image, size, method) and then dropped: a small cache does
-    segmenter = Segmenter(sam, cache_bytes=256 << 20, cache_dir=getattr(args, "cache_dir", None))
+    segmenter = Segmenter(
+        sam, cache_bytes=256 << 20, cache_dir=getattr(args, "cache_dir", None), precision=getattr(args, "precision", "auto")
+    )
+    print(f"image encoder precision: {segmenter.encoder_precision} (asked: {segmenter.precision})", file=sys.stderr)
     try:
         result = run_eval(
             segmenter, pairing.pairs, sizes, args.prompt, methods, args.out, args.seed, args.limit,

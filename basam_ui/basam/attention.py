@@ -132,7 +132,9 @@ def grid_attention(
     Returns (B, heads, N, dv) in q's dtype.
 
     The mask (penalty and relative terms, in q's dtype) is built for a chunk of queries at a
-    time into one reused buffer of at most `max_mask_bytes` (see `plan_chunks`).
+    time into one reused buffer of at most `max_mask_bytes` (see `plan_chunks`). bf16 on the
+    CPU with rel_h/rel_w and no bias takes `_low_precision_attention`, its chunks of logits
+    at most min(`max_mask_bytes`, LOW_PRECISION_BUDGET_BYTES).
     """
     beta = check_beta(beta)
     _check_shapes(q, k, v, grid, rel_h, rel_w, bias)
@@ -143,8 +145,9 @@ def grid_attention(
 
     if not has_rel and bias is None and penalty == 0.0:
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
-    if use_low_precision_path(q, has_rel):
-        return _low_precision_attention(q, k, v, scale, grid, penalty, rel_h, rel_w)
+    if use_low_precision_path(q, has_rel, bias):
+        budget = min(max_mask_bytes, LOW_PRECISION_BUDGET_BYTES)
+        return _low_precision_attention(q, k, v, scale, grid, penalty, rel_h, rel_w, budget)
 
     if bias is not None:
         bias = bias.to(dtype).reshape((1,) * (4 - bias.ndim) + tuple(bias.shape))
@@ -214,10 +217,11 @@ def grid_attention(
     return out
 
 
-def use_low_precision_path(q: torch.Tensor, has_rel: bool) -> bool:
+def use_low_precision_path(q: torch.Tensor, has_rel: bool, bias: Optional[torch.Tensor]) -> bool:
     """Whether `grid_attention` takes the bf16 matmul path: bf16 queries on the CPU with
-    SAM's relative-position terms (the ViT blocks). Elsewhere SDPA with a mask is as fast."""
-    return q.dtype == torch.bfloat16 and q.device.type == "cpu" and has_rel
+    SAM's relative-position terms and no learned bias (the ViT blocks). TinyViT's small
+    windows with a bias stay on SDPA with a mask; CUDA and fp32 are unchanged."""
+    return q.dtype == torch.bfloat16 and q.device.type == "cpu" and has_rel and bias is None
 
 
 def _low_precision_attention(
@@ -229,7 +233,7 @@ def _low_precision_attention(
     penalty: float,
     rel_h: Optional[torch.Tensor],
     rel_w: Optional[torch.Tensor],
-    max_bytes: int = LOW_PRECISION_BUDGET_BYTES,
+    max_bytes: int,
 ) -> torch.Tensor:
     """`grid_attention` for bf16 q, k, v with rel_h/rel_w: per chunk of queries, bf16 logits
     scale * q.k (scale applied inside the matmul), then the row term (rel_h - penalty *
