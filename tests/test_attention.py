@@ -81,12 +81,17 @@ def test_bfloat16_close_to_float32_reference():
     assert (fast.float() - reference).abs().max().item() <= 5e-2
 
 
-@pytest.mark.parametrize("budget", [None, 2 * 45 * 2])
-def test_bfloat16_cpu_path_matches_reference(budget, monkeypatch):
+@pytest.mark.parametrize("budget, compiled", [(None, True), (2 * 45 * 2, True), (2 * 45 * 2, False)])
+def test_bfloat16_cpu_path_matches_reference(budget, compiled, monkeypatch):
     """bf16 with SAM's relative terms on the CPU takes the matmul path (no SDPA, no mask),
-    chunked or not, and stays within bf16's error of the float32 reference: relative error
-    below 2% (bf16 keeps 8 significant bits; measured ~0.8%)."""
+    chunked or not, with the compiled fused softmax or the eager one, and stays within
+    bf16's error of the float32 reference: relative error below 2% (bf16 keeps 8
+    significant bits; measured ~0.8%)."""
     q, k, v, extra = _inputs(2, 3, (5, 9), 16, rel=True, seed=4)
+    assert attention._fused_grid_softmax() is not None  # torch.compile works here (CI too)
+    if not compiled:
+        monkeypatch.setattr(attention, "_fused_grid_softmax", lambda: None)
+    monkeypatch.setattr(attention, "LOW_PRECISION_MIN_TOKENS", 45)  # a small grid takes it too
     monkeypatch.setattr(attention.F, "scaled_dot_product_attention", None)  # must not be called
     fast = grid_attention(
         q.bfloat16(), k.bfloat16(), v.bfloat16(), scale=0.3, grid=(5, 9), beta=0.5,
