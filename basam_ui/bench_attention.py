@@ -1,16 +1,18 @@
 """`basam-ui bench attention`: one vit_b global-attention block in fp32 against bf16.
 
 fp32 is the chunked-SDPA path; bf16 runs the same block under CPU bf16 autocast, which takes
-the bf16 matmul path of `grid_attention`. The variants are interleaved, so the ratio comes
-from one run under the same load; the error is the bf16 output's relative Frobenius error
-against the fp32 output.
+the bf16 matmul path of `grid_attention`, with its softmax compiled (`bf16`) and eager
+(`bf16 eager`, BASAM_UI_COMPILE=0). The variants are interleaved, so the ratios come from one
+run under the same load; the error is each output's relative Frobenius error against fp32.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from unittest import mock
 
 import torch
 
@@ -31,19 +33,21 @@ def time_global_block(size: int, repeats: int, beta: float = 0.1) -> dict:
     grid = size // 16
     x = torch.randn(1, grid, grid, block.attn.qkv.in_features, generator=torch.Generator().manual_seed(0))
     scale = attention_scale(block.attn.qkv.in_features // block.attn.num_heads, size, BASAMConfig().nsf)
-    seconds = {"fp32": [], "bf16": []}
+    variants = {"fp32": ("fp32", "1"), "bf16": ("bf16", "1"), "bf16 eager": ("bf16", "0")}
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
     outputs = {}
     with torch.inference_mode():
         for _ in range(repeats):
-            for precision in seconds:
-                started = time.perf_counter()
-                with autocast(precision, torch.device("cpu")):
-                    out = vit_attention(block.attn, x, scale=scale, beta=beta)
-                seconds[precision].append(time.perf_counter() - started)
-                outputs[precision] = out.float()
-                print(f"[bench attention] S={size} {precision}: {seconds[precision][-1]:.2f} s", file=sys.stderr, flush=True)
-    error = (outputs["bf16"] - outputs["fp32"]).norm() / outputs["fp32"].norm()
-    return dict(size=size, fp32=min(seconds["fp32"]), bf16=min(seconds["bf16"]), error=float(error))
+            for name, (precision, compile_flag) in variants.items():
+                with mock.patch.dict(os.environ, {"BASAM_UI_COMPILE": compile_flag}):
+                    started = time.perf_counter()
+                    with autocast(precision, torch.device("cpu")):
+                        out = vit_attention(block.attn, x, scale=scale, beta=beta)
+                    seconds[name].append(time.perf_counter() - started)
+                outputs[name] = out.float()
+                print(f"[bench attention] S={size} {name}: {seconds[name][-1]:.2f} s", file=sys.stderr, flush=True)
+    errors = {name: float((out - outputs["fp32"]).norm() / outputs["fp32"].norm()) for name, out in outputs.items()}
+    return dict(size=size, seconds={name: min(times) for name, times in seconds.items()}, errors=errors)
 
 
 def run_attention_bench(args: argparse.Namespace) -> int:
@@ -51,14 +55,16 @@ def run_attention_bench(args: argparse.Namespace) -> int:
     rows = [time_global_block(size, args.repeats) for size in args.sizes]
     print(
         f"\none vit_b global-attention block (12 heads, d 64, BA-SAM beta 0.1, random inputs) on the CPU, "
-        f"{torch.get_num_threads()} threads, fastest of {args.repeats}\n"
+        f"{torch.get_num_threads()} threads, fastest of {args.repeats} (the first bf16 call of a size includes "
+        f"torch.compile)\n"
     )
-    print("| S | N | fp32 (s) | bf16 (s) | bf16 / fp32 | bf16 relative error |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| S | N | fp32 (s) | bf16 (s) | bf16 / fp32 | bf16 eager (s) | eager / fp32 | bf16 rel. error |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         n = (row["size"] // 16) ** 2
+        t = row["seconds"]
         print(
-            f"| {row['size']} | {n} | {row['fp32']:.2f} | {row['bf16']:.2f} | {row['bf16'] / row['fp32']:.2f} | "
-            f"{100 * row['error']:.2f}% |"
+            f"| {row['size']} | {n} | {t['fp32']:.2f} | {t['bf16']:.2f} | {t['bf16'] / t['fp32']:.2f} | "
+            f"{t['bf16 eager']:.2f} | {t['bf16 eager'] / t['fp32']:.2f} | {100 * row['errors']['bf16']:.2f}% |"
         )
     return 0

@@ -250,10 +250,11 @@ def _low_precision_attention(
 ) -> torch.Tensor:
     """`grid_attention` for bf16 q, k, v with rel_h/rel_w: per chunk of queries, bf16 logits
     scale * q.k (scale applied inside the matmul), then the row term (rel_h - penalty *
-    |row_i - r|, over key rows) and the column term (over key columns) added in place by
-    broadcasting on the (rows, cols) view of the keys, a softmax, and probabilities . v in
-    bf16. The terms are formed in float32 and rounded once; the chunk of logits is at most
-    `max_bytes`, so no N x N tensor exists."""
+    |row_i - r|, over key rows) and the column term (over key columns) added by broadcasting
+    on the (rows, cols) view of the keys and a softmax, fused into one pass where
+    torch.compile works (`_fused_grid_softmax`, else `_grid_softmax` in place), and
+    probabilities . v in bf16. The terms are formed in float32 and rounded once; a chunk of
+    logits is at most `max_bytes`, so no N x N tensor exists."""
     batch, heads, n, dim = q.shape
     rows, cols = grid
     dtype, device = q.dtype, q.device
@@ -262,7 +263,7 @@ def _low_precision_attention(
     col_term = -penalty * col_dist if rel_w is None else rel_w.float() - penalty * col_dist
     row_term = row_term.to(dtype).expand(batch, heads, n, rows).reshape(batch * heads, n, rows)
     col_term = col_term.to(dtype).expand(batch, heads, n, cols).reshape(batch * heads, n, cols)
-    softmax = _fused_grid_softmax() or _grid_softmax
+    softmax = (compile_enabled() and _fused_grid_softmax()) or _grid_softmax
     q3 = q.reshape(batch * heads, n, dim)
     keys_t = k.reshape(batch * heads, n, dim).transpose(1, 2)
     v3 = v.reshape(batch * heads, n, v.shape[-1])
@@ -300,18 +301,21 @@ def _grid_softmax_float(logits: torch.Tensor, row_term: torch.Tensor, col_term: 
     return torch.softmax(on_grid.view(groups, queries, n), dim=-1).to(logits.dtype)
 
 
+def compile_enabled() -> bool:
+    """False when the environment sets BASAM_UI_COMPILE=0 (read at each call)."""
+    return os.environ.get("BASAM_UI_COMPILE", "1") != "0"
+
+
 @functools.lru_cache(maxsize=None)
 def _fused_grid_softmax() -> Optional[Callable]:
     """`_grid_softmax_float` under torch.compile, so the broadcast adds and the softmax are one
-    pass over the logits instead of four; None where compiling is off (BASAM_UI_COMPILE=0)
-    or fails (no C++ compiler), and the eager `_grid_softmax` serves instead.
+    pass over the logits instead of four; None where compiling fails (no C++ compiler), and
+    the eager `_grid_softmax` serves instead (as it does with BASAM_UI_COMPILE=0).
 
     Shapes are static (measured on the 2-core CPU: dynamic shapes made the kernel 3x slower
     than static ones, which were 2x faster than eager): one compile per chunk shape, and
     `_low_precision_attention` picks chunks that divide the grid, so one per input size.
     """
-    if os.environ.get("BASAM_UI_COMPILE", "1") == "0":
-        return None
     try:
         import torch._dynamo
 
