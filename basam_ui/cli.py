@@ -153,9 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         "else ~/.cache/basam-ui/checkpoints)",
     )
 
-    bench = sub.add_parser("bench", help="benchmarks (encoder, prompt, project)", description="Benchmarks that print tables.")
     bench = sub.add_parser(
-        "bench", help="benchmarks (encoder, prompt, attention, agreement)", description="Benchmarks that print tables."
+        "bench", help="benchmarks (encoder, prompt, attention, agreement, project)",
+        description="Benchmarks that print tables.",
     )
     bench_sub = bench.add_subparsers(dest="bench", metavar="WHAT", required=True)
     enc = bench_sub.add_parser(
