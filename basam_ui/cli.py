@@ -10,6 +10,14 @@ from typing import Optional, Sequence
 from . import __version__
 from .checkpoints import CHECKPOINT_DIR_ENV, DEFAULT_MODEL_TYPE, MODEL_TYPES
 
+DEFAULT_DISK_GB = 50.0  # = basam_ui.cache.DEFAULT_DISK_GB (not imported: cache.py imports torch)
+SETTING_NAMES = ("vanilla", "basam", "nsf", "bmam")  # = basam_ui.precompute.SETTING_NAMES
+PRECISIONS = ("auto", "fp32", "bf16")
+PRECISION_HELP = (
+    "image encoder precision: auto (bf16 on CPUs with AVX512-BF16/AMX and on CUDA, fp32 elsewhere), "
+    "fp32, or bf16 (encoder and mask decoder)"
+)
+
 
 def _add_model_options(p: argparse.ArgumentParser, *, model_default: Optional[str]) -> None:
     p.add_argument(
@@ -32,6 +40,102 @@ def _add_model_options(p: argparse.ArgumentParser, *, model_default: Optional[st
         action="store_true",
         help="use seeded untrained weights instead of a checkpoint (for trying things out; masks are meaningless)",
     )
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP + " (default: auto)")
+
+
+def _add_disk_cache_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cache-disk-gb",
+        type=float,
+        default=DEFAULT_DISK_GB,
+        metavar="GB",
+        help="bound on the disk embedding cache (--cache-dir); past it the least recently used files are "
+        f"deleted (default: {DEFAULT_DISK_GB:g})",
+    )
+
+
+def _add_ray_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run on a Ray cluster: ADDRESS (e.g. ray://head:10001 or head:6379), else $RAY_ADDRESS, else a "
+        'cluster started with `ray start` here, else a new local one. Needs pip install "basam-ui[ray]"',
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="Ray workers, one model each (default: one per GPU when the cluster has GPUs, else one per node)",
+    )
+
+
+def _add_app_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to serve the app on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port to serve the app on (default: 7860)")
+    p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    p.add_argument(
+        "--auth",
+        action="append",
+        metavar="USER:PASSWORD",
+        help="require this login for the page, its files and the API (repeatable; other users of this "
+        "machine can see command lines: --auth-file keeps passwords out of them)",
+    )
+    p.add_argument(
+        "--auth-file",
+        metavar="FILE",
+        help="require one of the logins in FILE, one USER:PASSWORD a line (# comments allowed); "
+        "FILE must be private (chmod 600)",
+    )
+    p.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="serve on a non-loopback --host or with --share without any login (refused otherwise)",
+    )
+    p.add_argument(
+        "--max-size",
+        type=int,
+        default=4096,
+        metavar="S",
+        help="largest inference size S offered in the app, and the cap for 'native' (default: 4096)",
+    )
+    p.add_argument(
+        "--cache-gb", type=float, default=2.0, metavar="GB", help="embedding cache size in memory, in GB (default: 2)"
+    )
+    p.add_argument("--cache-dir", metavar="DIR", help="also keep embeddings on disk here, reused across restarts")
+    _add_disk_cache_option(p)
+
+
+def _add_project_commands(sub: argparse._SubParsersAction) -> None:
+    db_help = "the project database (default: DIR/.basam-ui/project.sqlite; use this when DIR is read-only)"
+    ann = sub.add_parser(
+        "annotate",
+        help="annotate a folder of images (objects with classes, saved as you go)",
+        description="Serve the annotation page on the images under DIR (recursively). Work is saved to a "
+        "SQLite database as it is done.",
+    )
+    ann.add_argument("dir", metavar="DIR", help="folder of images")
+    ann.add_argument(
+        "--labels", metavar="A,B,...", help="comma-separated class names (default on a new project: object)"
+    )
+    ann.add_argument("--db", metavar="PATH", help=db_help)
+    _add_model_options(ann, model_default=None)
+    _add_app_options(ann)
+
+    exp = sub.add_parser(
+        "export",
+        help="export an annotation project as a dataset (COCO, PNG label maps, YOLO-seg)",
+        description="Write the objects of the done images (every image with objects with --all) as COCO "
+        "instances JSON, PNG label maps or YOLO segmentation labels, with report.md. Where objects overlap, "
+        "the later one lies on top.",
+    )
+    exp.add_argument("dir", metavar="DIR", help="the project's folder of images")
+    exp.add_argument("--db", metavar="PATH", help=db_help)
+    exp.add_argument("--format", required=True, choices=("coco", "png", "yolo"), help="dataset format")
+    exp.add_argument("--all", action="store_true", help="every image that has objects, not only the done ones")
+    exp.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE (holes are filled)")
+    exp.add_argument("--out", required=True, metavar="OUT", help="output folder (made if needed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,40 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"basam-ui {__version__}")
     _add_model_options(parser, model_default=None)
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve the app on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="port to serve the app on (default: 7860)")
-    parser.add_argument("--share", action="store_true", help="also open a public Gradio share link")
-    parser.add_argument(
-        "--auth",
-        action="append",
-        metavar="USER:PASSWORD",
-        help="require this login for the page, its files and the API (repeatable; other users of this "
-        "machine can see command lines: --auth-file keeps passwords out of them)",
-    )
-    parser.add_argument(
-        "--auth-file",
-        metavar="FILE",
-        help="require one of the logins in FILE, one USER:PASSWORD a line (# comments allowed); "
-        "FILE must be private (chmod 600)",
-    )
-    parser.add_argument(
-        "--allow-anonymous",
-        action="store_true",
-        help="serve on a non-loopback --host or with --share without any login (refused otherwise)",
-    )
-    parser.add_argument(
-        "--max-size",
-        type=int,
-        default=4096,
-        metavar="S",
-        help="largest inference size S offered in the app, and the cap for 'native' (default: 4096)",
-    )
-    parser.add_argument(
-        "--cache-gb", type=float, default=2.0, metavar="GB", help="embedding cache size in memory, in GB (default: 2)"
-    )
-    parser.add_argument("--cache-dir", metavar="DIR", help="also keep embeddings on disk here, reused across restarts")
+    _add_app_options(parser)
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_project_commands(sub)
 
     dl = sub.add_parser(
         "download",
@@ -97,7 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
         "else ~/.cache/basam-ui/checkpoints)",
     )
 
-    bench = sub.add_parser("bench", help="benchmarks (encoder, prompt)", description="Benchmarks that print tables.")
+    bench = sub.add_parser(
+        "bench", help="benchmarks (encoder, prompt, attention, agreement, project)",
+        description="Benchmarks that print tables.",
+    )
     bench_sub = bench.add_subparsers(dest="bench", metavar="WHAT", required=True)
     enc = bench_sub.add_parser(
         "encoder",
@@ -118,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--repeats", type=int, default=3, help="timed repeats per case; the median is reported (default: 3)")
         p.add_argument("--device", help="torch device (default: CUDA, then MPS, then CPU)")
         p.add_argument("--checkpoint-dir", metavar="DIR", help="use official checkpoints from here when present")
+        p.add_argument(
+            "--precision", nargs="+", choices=PRECISIONS, default=["fp32", "auto"],
+            help="precisions to run, interleaved, with ratios to the first (default: fp32 auto)",
+        )  # fmt: skip
     enc.add_argument(
         "--variants",
         nargs="+",
@@ -128,6 +209,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     enc.add_argument("--beta", type=float, default=0.1, help="BM-AM slope for the BA-SAM rows (default: 0.1)")
     prm.add_argument("--predictions", type=int, default=20, help="predictions timed per case (default: 20)")
+    proj = bench_sub.add_parser(
+        "project",
+        help="annotation projects: opening a big folder, exporting",
+        description="Time opening a project of many files (scan, database, first page of data) and "
+        "exporting synthetic objects in each format, in a temporary folder.",
+    )
+    proj.add_argument("--files", type=int, default=5000, help="image files in the folder to open (default: 5000)")
+    proj.add_argument("--images", type=int, default=200, help="images exported (default: 200)")
+    proj.add_argument("--objects", type=int, default=5, help="objects per exported image (default: 5)")
+    proj.add_argument("--size", type=int, default=2048, metavar="PX", help="exported images' long side (default: 2048)")
+    att = bench_sub.add_parser(
+        "attention",
+        help="one vit_b global-attention block: fp32 vs the bf16 path",
+        description="Time one vit_b global-attention block (12 heads, d 64, BA-SAM beta 0.1, random inputs) in "
+        "fp32 (chunked SDPA) and in bf16 (the CPU bf16 path), interleaved, with the bf16/fp32 ratio and the "
+        "bf16 output's error against fp32.",
+    )
+    att.add_argument("--sizes", nargs="+", type=int, default=[2048, 4096], metavar="S", help="input sizes (default: 2048 4096)")
+    att.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest is reported (default: 2)")
+    agr = bench_sub.add_parser(
+        "agreement",
+        help="mask agreement of auto/bf16 with fp32 on photos",
+        description="Pixel agreement between masks decoded under each --precision and under fp32, over the given "
+        "photos x mixed prompts (random weights, randomised position tables).",
+    )
+    agr.add_argument("--images", nargs="+", required=True, metavar="PATH", help="photographs to segment")
+    agr.add_argument(
+        "--models", nargs="+", choices=MODEL_TYPES + ("small_vit",), default=["vit_t", "small_vit"],
+        help="models (small_vit: a 4-block random ViT; default: vit_t small_vit)",
+    )  # fmt: skip
+    agr.add_argument("--sizes", nargs="+", type=int, default=[1024, 2048], metavar="S", help="input sizes (default: 1024 2048)")
+    agr.add_argument("--prompts", type=int, default=5, help="mixed prompts per photo (default: 5)")
+    agr.add_argument(
+        "--precision", nargs="+", choices=("auto", "bf16"), default=["auto", "bf16"],
+        help="precisions compared with fp32 (default: auto bf16)",
+    )  # fmt: skip
 
     ev = sub.add_parser(
         "eval",
@@ -152,6 +269,39 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ablation", action="store_true", help="also run NSF only and BM-AM only")
     ev.add_argument("--limit", type=int, metavar="N", help="use only the first N image pairs")
     ev.add_argument("--out", required=True, metavar="DIR", help="output folder (CSV, summary, plot)")
+    ev.add_argument("--cache-dir", metavar="DIR", help="keep embeddings on disk here (e.g. made by precompute)")
+    _add_disk_cache_option(ev)
+    _add_ray_options(ev)
+
+    pre = sub.add_parser(
+        "precompute",
+        help="encode a folder's images into the disk cache (here or on a Ray cluster)",
+        description="Encode every image at every size with every setting into the disk embedding cache that "
+        "the app, annotate and eval read, so they need no encoder pass. Resumable: what is cached is skipped. "
+        "Unreadable files are reported and skipped.",
+    )
+    pre.add_argument(
+        "images", nargs="+", metavar="IMAGES",
+        help="image files or folders (searched recursively as annotate does; hidden folders skipped)",
+    )  # fmt: skip
+    _add_model_options(pre, model_default=None)
+    pre.add_argument("--sizes", nargs="+", type=int, default=[2048], metavar="S", help="input sizes (default: 2048)")
+    pre.add_argument(
+        "--settings",
+        nargs="+",
+        choices=SETTING_NAMES,
+        default=["vanilla", "basam"],
+        help="vanilla, basam (NSF + BM-AM), nsf (NSF only), bmam (BM-AM only) (default: vanilla basam)",
+    )
+    pre.add_argument("--beta", type=float, default=0.1, help="BM-AM slope (default: 0.1, as the app)")
+    pre.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the disk cache to fill (default: FOLDER/.basam-ui/cache when IMAGES is one folder, where "
+        "`basam-ui annotate FOLDER` looks)",
+    )
+    _add_disk_cache_option(pre)
+    _add_ray_options(pre)
     return parser
 
 
@@ -168,6 +318,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from . import evaluate
 
         return evaluate.main(args)
+    if args.command == "precompute":
+        from . import precompute
+
+        return precompute.main(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "annotate":
+        return _annotate(args)
     from .web import server
 
     return server.main(args)
@@ -190,6 +348,51 @@ def _download(args: argparse.Namespace) -> int:
         else:
             print(f"{model_type}: {path}")
     return status
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .project import Project, ProjectError
+    from .project.export import export_project
+
+    try:
+        with Project.open(args.dir, args.db, create=False, readonly=True, scan=False) as project:
+            result = export_project(project, args.out, args.format, all_images=args.all, polygons=args.polygons)
+    except (ProjectError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for kind, paths in (("missing", result.missing), ("changed since annotated", result.changed)):
+        if paths:
+            print(f"warning: {len(paths)} image file(s) {kind}: {', '.join(paths[:5])}"
+                  + (" ..." if len(paths) > 5 else ""), file=sys.stderr)
+    print(f"{result.format}: {result.objects} objects of {result.images} images -> {result.out}")
+    return 0
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from .project import Project, ProjectError
+
+    labels = [name.strip() for name in (args.labels or "").split(",") if name.strip()]
+    try:
+        project = Project.open(args.dir, args.db, labels=labels or None)
+    except (ProjectError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    skipped = project.last_scan.skipped
+    progress = project.progress()
+    print(f"{args.dir}: {progress.total} images ({progress.done} done, {progress.missing} missing), "
+          f"classes {', '.join(project.labels())}; database {project.db_path}")
+    if skipped:
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        print(f"skipped (not images): {', '.join(skipped[:10])}{more}")
+    try:  # the annotate page (web layer) is written separately
+        from .web.annotate import main as serve_annotate_page
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith(f"{__package__}.web"):
+            raise
+        project.close()
+        print("annotate page: not yet wired", file=sys.stderr)
+        return 2
+    return serve_annotate_page(args, project)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ def _check_documented(parser: argparse.ArgumentParser) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", [(), ("download",), ("bench",), ("bench", "encoder"), ("bench", "prompt"), ("eval",)]
+    "path",
+    [(), ("download",), ("bench",), ("bench", "encoder"), ("bench", "prompt"), ("bench", "project"), ("eval",),
+     ("annotate",), ("export",), ("precompute",)],
 )
 def test_every_option_is_documented(path):
     parser = build_parser()
@@ -51,3 +53,14 @@ def test_import_is_light():
     code = "import sys, basam_ui; print(sorted(m for m in ('torch', 'gradio', 'cv2') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_annotate_takes_every_app_option():
+    parser = build_parser()
+    top = {o for a in parser._actions for o in a.option_strings} - {"-h", "--help", "--version"}
+    annotate = {o for a in _subparsers(parser)["annotate"]._actions for o in a.option_strings}
+    assert top <= annotate and {"--labels", "--db"} <= annotate
+    args = parser.parse_args(["annotate", "data", "--labels", "a,b", "--db", "p.sqlite", "--model", "vit_b",
+                              "--port", "8000", "--cache-gb", "1.5", "--random-weights"])
+    assert (args.dir, args.labels, args.db, args.model, args.port, args.cache_gb) == ("data", "a,b", "p.sqlite",
+                                                                                      "vit_b", 8000, 1.5)

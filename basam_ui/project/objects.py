@@ -1,0 +1,195 @@
+"""Committed objects: how one was made (`Provenance`), what is stored (`ObjectRecord`), and the
+mask <-> COCO RLE conversion used for storage."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from ..export import export_metadata, mask_to_coco_rle, mask_to_polygons
+
+SIDES = ("basam", "sam")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """How an object's mask was made, filled by the page when the annotator commits.
+
+    `side` is the mask committed ("basam" or "sam"); `checkpoint_sha256` the checkpoint's
+    digest (kept to 16 hex characters; None for random weights); `input_size` the encoder size
+    S; `prompts` {"points": [[x, y], ...], "labels": [1/0, ...], "box": [x0, y0, x1, y1] or
+    None} in original pixels; `brush_edits` the number of brush/eraser strokes applied (brushed
+    = brush_edits > 0 unless given); `predicted_iou` the decoder's score for the committed
+    side; `iou_sam_basam` the IoU between the two sides' masks for the same prompts;
+    `seconds` the time spent on the object (first prompt to commit), when the page knows it.
+    """
+
+    side: str
+    model_type: str
+    checkpoint_sha256: Optional[str]
+    input_size: int
+    nsf: bool
+    bmam: bool
+    beta: float
+    precision: str = "fp32"
+    prompts: dict = field(default_factory=dict)
+    brush_edits: int = 0
+    brushed: Optional[bool] = None
+    predicted_iou: Optional[float] = None
+    iou_sam_basam: Optional[float] = None
+    annotator: str = ""
+    seconds: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}, got {self.side!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if isinstance(self.brush_edits, bool) or not isinstance(self.brush_edits, int) or self.brush_edits < 0:
+            raise ValueError(f"brush_edits must be an integer >= 0, got {self.brush_edits!r}")
+        for name in ("predicted_iou", "iou_sam_basam", "seconds"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(float(value)) or float(value) < 0):
+                raise ValueError(f"{name} must be a finite number >= 0 or None, got {value!r}")
+        # model type, checkpoint digest, S, beta and prompts are checked and normalised as exports do
+        meta = export_metadata(
+            self.model_type, self.checkpoint_sha256, self.input_size, self.nsf, self.bmam, self.beta, self.prompts
+        )
+        object.__setattr__(self, "checkpoint_sha256", meta["checkpoint_sha256"])
+        object.__setattr__(self, "input_size", meta["input_size"])
+        object.__setattr__(self, "nsf", meta["nsf"])
+        object.__setattr__(self, "bmam", meta["bmam"])
+        object.__setattr__(self, "beta", meta["beta"])
+        object.__setattr__(self, "prompts", meta["prompts"])
+        object.__setattr__(self, "brushed", bool(self.brush_edits > 0 if self.brushed is None else self.brushed))
+        object.__setattr__(self, "annotator", str(self.annotator or ""))
+
+    @property
+    def prompt_count(self) -> int:
+        """Points plus the box (if any)."""
+        return len(self.prompts["points"]) + (self.prompts["box"] is not None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every field (the `attributes` of a COCO annotation)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One live object of an image: its class, layer (higher lies on top), mask and provenance."""
+
+    id: int
+    image_id: int
+    label: str
+    label_id: int
+    layer: int
+    height: int
+    width: int
+    counts: str
+    area: int
+    bbox: list
+    provenance: Provenance
+    created_at: float
+    replaces: Optional[int]
+
+    def rle(self) -> dict:
+        """{"size": [H, W], "counts": str}: COCO compressed RLE, as pycocotools reads it."""
+        return {"size": [self.height, self.width], "counts": self.counts}
+
+    def mask(self) -> np.ndarray:
+        """The full-resolution H×W bool mask."""
+        return decode_mask(self.height, self.width, self.counts)
+
+    def cropped_mask(self) -> tuple[int, int, np.ndarray]:
+        """(x0, y0, the mask inside its bounding box): paint with out[y0:, x0:][...] for speed."""
+        x, y, w, h = (int(round(v)) for v in self.bbox)
+        return x, y, self.mask()[y : y + h, x : x + w]
+
+    def outlines(self) -> list[dict]:
+        """The mask's polygons as `basam_ui.export.mask_to_polygons` traces them ({"outer",
+        "holes"} in full-image pixel coordinates), traced inside the bounding box only."""
+        x0, y0, crop = self.cropped_mask()
+        shift = np.array([x0 - 1, y0 - 1])  # the crop is padded by one pixel of background
+        polygons = mask_to_polygons(np.pad(crop, 1), {})["polygons"]
+        return [
+            {
+                "outer": (np.asarray(p["outer"]) + shift).tolist(),
+                "holes": [(np.asarray(hole) + shift).tolist() for hole in p["holes"]],
+            }
+            for p in polygons
+        ]
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """A non-empty H×W mask as {"size", "counts", "area", "bbox"} (COCO RLE)."""
+    rle = mask_to_coco_rle(mask, {})
+    if rle["area"] == 0:
+        raise ValueError("the mask is empty: nothing to commit")
+    return rle
+
+
+def decode_mask(height: int, width: int, counts: str) -> np.ndarray:
+    """COCO compressed RLE back to an H×W bool array."""
+    from pycocotools import mask as mask_utils
+
+    return mask_utils.decode({"size": [height, width], "counts": counts.encode("ascii")}).astype(bool)
+
+
+OBJECT_COLUMNS = (
+    "o.id, o.image_id, l.name, o.label_id, o.layer, o.height, o.width, o.counts, o.area, o.bbox, o.side, "
+    "o.model_type, o.checkpoint_sha256, o.input_size, o.nsf, o.bmam, o.beta, o.precision, o.prompts, "
+    "o.brush_edits, o.brushed, o.predicted_iou, o.iou_sam_basam, o.annotator, o.seconds, o.created_at, o.replaces"
+)
+OBJECT_FROM = "objects o JOIN labels l ON l.id = o.label_id"
+LIVE = "o.deleted_at IS NULL AND o.superseded_by IS NULL"
+
+
+def record_from_row(row: sqlite3.Row | tuple) -> ObjectRecord:
+    """An ObjectRecord from a row selected with OBJECT_COLUMNS."""
+    (oid, image_id, label, label_id, layer, height, width, counts, area, bbox, side, model_type, sha, size, nsf,
+     bmam, beta, precision, prompts, brush_edits, brushed, predicted_iou, iou, annotator, seconds, created_at,
+     replaces) = row
+    provenance = Provenance(
+        side=side, model_type=model_type, checkpoint_sha256=sha, input_size=size, nsf=bool(nsf), bmam=bool(bmam),
+        beta=beta, precision=precision, prompts=json.loads(prompts), brush_edits=brush_edits,
+        brushed=bool(brushed), predicted_iou=predicted_iou, iou_sam_basam=iou, annotator=annotator,
+        seconds=seconds,
+    )
+    return ObjectRecord(
+        id=oid, image_id=image_id, label=label, label_id=label_id, layer=layer, height=height, width=width,
+        counts=counts, area=area, bbox=json.loads(bbox), provenance=provenance, created_at=created_at,
+        replaces=replaces,
+    )
+
+
+def insert_object(
+    conn: sqlite3.Connection,
+    image_id: int,
+    label_id: int,
+    layer: int,
+    rle: dict,
+    provenance: Provenance,
+    created_at: float,
+    replaces: Optional[int],
+) -> int:
+    """Insert one object row (inside the caller's transaction); returns its id."""
+    p = provenance
+    cursor = conn.execute(
+        "INSERT INTO objects (image_id, label_id, layer, height, width, counts, area, bbox, side, model_type, "
+        "checkpoint_sha256, input_size, nsf, bmam, beta, precision, prompts, brushed, brush_edits, predicted_iou, "
+        "iou_sam_basam, annotator, seconds, created_at, replaces) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            image_id, label_id, layer, rle["size"][0], rle["size"][1], rle["counts"], rle["area"],
+            json.dumps(rle["bbox"]), p.side, p.model_type, p.checkpoint_sha256, p.input_size, int(p.nsf),
+            int(p.bmam), p.beta, p.precision, json.dumps(p.prompts), int(p.brushed), p.brush_edits,
+            p.predicted_iou, p.iou_sam_basam, p.annotator, p.seconds, created_at, replaces,
+        ),
+    )
+    return int(cursor.lastrowid)

@@ -1,0 +1,113 @@
+"""Figures about how a set of objects was made, and the same as Markdown (OUT/report.md and
+the page's panel): objects per class, BA-SAM vs SAM commits overall and by input size S,
+mean IoU between the two sides' masks, prompts and brush edits per object, time per object."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict
+from typing import Optional, Sequence
+
+from .objects import ObjectRecord
+from .records import Progress
+from .store import Project
+
+
+def report_figures(
+    objects: Sequence[ObjectRecord], labels: Sequence[str], progress: Optional[Progress] = None
+) -> dict:
+    """A JSON-ready dict: "objects", "per_class" {class: n} (every class, in order),
+    "per_annotator", "committed" {"basam", "sam", "basam_share"}, "by_size" {S: {"basam",
+    "sam"}}, "mean_iou_sam_basam" (None without values) and "iou_count", "prompts_per_object",
+    "brush_edits_per_object", "brushed_share", "seconds_per_object" {"mean", "median",
+    "count"}, and "images" (the progress counts) when `progress` is given."""
+    n = len(objects)
+    per_class = {name: 0 for name in labels}
+    per_annotator: dict[str, int] = {}
+    sides = {"basam": 0, "sam": 0}
+    by_size: dict[int, dict[str, int]] = {}
+    for obj in objects:
+        p = obj.provenance
+        per_class[obj.label] = per_class.get(obj.label, 0) + 1
+        per_annotator[p.annotator] = per_annotator.get(p.annotator, 0) + 1
+        sides[p.side] += 1
+        by_size.setdefault(p.input_size, {"basam": 0, "sam": 0})[p.side] += 1
+    ious = [o.provenance.iou_sam_basam for o in objects if o.provenance.iou_sam_basam is not None]
+    seconds = [o.provenance.seconds for o in objects if o.provenance.seconds is not None]
+    return {
+        "objects": n,
+        "per_class": per_class,
+        "per_annotator": dict(sorted(per_annotator.items())),
+        "committed": {**sides, "basam_share": sides["basam"] / n if n else None},
+        "by_size": dict(sorted(by_size.items())),
+        "mean_iou_sam_basam": statistics.fmean(ious) if ious else None,
+        "iou_count": len(ious),
+        "prompts_per_object": statistics.fmean(o.provenance.prompt_count for o in objects) if n else None,
+        "brush_edits_per_object": statistics.fmean(o.provenance.brush_edits for o in objects) if n else None,
+        "brushed_share": sum(o.provenance.brushed for o in objects) / n if n else None,
+        "seconds_per_object": {
+            "mean": statistics.fmean(seconds) if seconds else None,
+            "median": statistics.median(seconds) if seconds else None,
+            "count": len(seconds),
+        },
+        **({"images": asdict(progress)} if progress is not None else {}),
+    }
+
+
+def project_figures(project: Project) -> dict:
+    """`report_figures` of every live object of the project, with its progress (the page's panel)."""
+    return report_figures(project.all_objects(), project.labels(), project.progress())
+
+
+def report_markdown(figures: dict, title: str = "Annotation report", warnings: Sequence[str] = ()) -> str:
+    """`report_figures` output as a Markdown document, `warnings` listed first."""
+    lines = [f"# {title}", ""]
+    if warnings:
+        lines += ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
+    if "images" in figures:
+        im = figures["images"]
+        lines += [
+            f"Images: {im['done']} done of {im['total']} ({im['in_progress']} in progress, {im['todo']} to do, "
+            f"{im['skipped']} skipped; {im['missing']} missing, {im['changed']} changed).",
+            "",
+        ]
+    c = figures["committed"]
+    lines += [
+        f"Objects: {figures['objects']}. Committed mask: BA-SAM {c['basam']}, SAM {c['sam']}"
+        + (f" (BA-SAM {_pct(c['basam_share'])})." if c["basam_share"] is not None else "."),
+        "",
+        "| class | objects |",
+        "|---|---:|",
+        *[f"| {name} | {count} |" for name, count in figures["per_class"].items()],
+        "",
+        "| S | BA-SAM | SAM | BA-SAM share |",
+        "|---:|---:|---:|---:|",
+        *[
+            f"| {size} | {s['basam']} | {s['sam']} | {_pct(s['basam'] / (s['basam'] + s['sam']))} |"
+            for size, s in figures["by_size"].items()
+        ],
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| mean IoU between SAM's and BA-SAM's masks | {_num(figures['mean_iou_sam_basam'], 3)} "
+        f"(n = {figures['iou_count']}) |",
+        f"| prompts per object | {_num(figures['prompts_per_object'], 2)} |",
+        f"| brush edits per object | {_num(figures['brush_edits_per_object'], 2)} |",
+        f"| objects brushed | {_pct(figures['brushed_share'])} |",
+        f"| seconds per object (mean / median) | {_num(figures['seconds_per_object']['mean'], 1)} / "
+        f"{_num(figures['seconds_per_object']['median'], 1)} (n = {figures['seconds_per_object']['count']}) |",
+        "",
+    ]
+    if figures["per_annotator"]:
+        lines += ["| annotator | objects |", "|---|---:|"]
+        lines += [f"| {name or '(unnamed)'} | {count} |" for name, count in figures["per_annotator"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _pct(value: Optional[float]) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def _num(value: Optional[float], digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"

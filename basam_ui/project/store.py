@@ -1,0 +1,310 @@
+"""`Project`: a folder of images and its SQLite database, with every operation the annotate
+page needs. Each change runs in its own transaction (WAL, synchronous=FULL), so a killed
+server loses nothing whose call had returned. Safe to share between threads."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence, Union
+
+from ..checkpoints import sha256_file
+from . import claims as _claims
+from .claims import DEFAULT_CLAIM_TTL
+from .editing import ObjectEditing
+from .objects import LIVE
+from .records import IMAGE_COLUMNS, ImageRecord, Progress, image_by_id, image_from_row
+from .scan import ScanResult, header_size, scan_folder
+from .schema import STATUSES, ProjectDatabaseError, ProjectError, default_db_path, open_database
+
+PathLike = Union[str, os.PathLike]
+
+
+class Project(ObjectEditing):
+    """A project folder and its database. Open with `Project.open`; close when done."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        root: PathLike,
+        db_path: PathLike,
+        *,
+        claim_ttl: float = DEFAULT_CLAIM_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = Path(root)
+        self.db_path = Path(db_path)
+        self.claim_ttl = float(claim_ttl)
+        self._conn = conn
+        self._clock = clock
+        self._lock = threading.RLock()
+        self.last_scan: Optional[ScanResult] = None  # the folder listing of `open`, when it scanned
+
+    @classmethod
+    def open(
+        cls,
+        root: PathLike,
+        db: Optional[PathLike] = None,
+        *,
+        labels: Optional[Sequence[str]] = None,
+        create: bool = True,
+        readonly: bool = False,
+        scan: bool = True,
+        claim_ttl: float = DEFAULT_CLAIM_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> "Project":
+        """Open the project of folder `root` (database `db`, default DIR/.basam-ui/project.sqlite;
+        made on first use with `labels`, default ["object"]; `labels` missing from an existing
+        database are added). With `scan`, the folder is listed (nothing decoded) and new
+        images are added, vanished ones marked missing: see `last_scan`."""
+        root = Path(root)
+        if not root.is_dir():
+            raise ProjectError(f"{root}: no such folder")
+        db_path = Path(db) if db is not None else default_db_path(root)
+        hint = "; pass --db PATH to keep the project database elsewhere" if db is None else ""
+        conn = open_database(db_path, create=create, readonly=readonly, labels=labels, hint=hint)
+        project = cls(conn, root, db_path, claim_ttl=claim_ttl, clock=clock)
+        if labels and not readonly:
+            project.add_labels(labels)
+        if scan and not readonly:
+            project.last_scan = scan_folder(root)
+            project.sync(project.last_scan)
+        return project
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (a change; DEFERRED: a consistent snapshot for several reads) ...
+        COMMIT, ROLLBACK on error; one thread at a time. A damaged database file raises
+        ProjectDatabaseError naming it. Inside another transaction, it joins that one."""
+        with self._lock:
+            if self._conn.in_transaction:
+                yield self._conn
+                return
+            try:
+                self._conn.execute(f"BEGIN {mode}")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if type(exc) is not sqlite3.DatabaseError:  # locked, constraint, ...: not damage
+                    raise
+                raise ProjectDatabaseError(f"{self.db_path}: the project database is damaged ({exc})") from exc
+
+    # -- folder ---------------------------------------------------------------------------
+
+    def sync(self, scan: ScanResult) -> tuple[int, int]:
+        """Add the scanned images the database lacks and mark the ones not found as missing
+        (and found again as present). Returns (added, missing)."""
+        found = set(scan.images)
+        with self._transaction() as conn:
+            known = dict(conn.execute("SELECT path, missing FROM images"))
+            new = [(p,) for p in scan.images if p not in known]
+            conn.executemany("INSERT INTO images (path) VALUES (?)", new)
+            flips = [(int(p not in found), p) for p, missing in known.items() if bool(missing) != (p not in found)]
+            conn.executemany("UPDATE images SET missing = ? WHERE path = ?", flips)
+            missing = conn.execute("SELECT count(*) FROM images WHERE missing = 1").fetchone()[0]
+        return len(new), int(missing)
+
+    def file_path(self, image: ImageRecord) -> Path:
+        """Where the image's file is (or was)."""
+        return self.root / image.path
+
+    # -- labels ---------------------------------------------------------------------------
+
+    def labels(self) -> list[str]:
+        """Class names in order (the page's keys 1-9 select the first nine)."""
+        with self._transaction("DEFERRED") as conn:
+            return [name for (name,) in conn.execute("SELECT name FROM labels ORDER BY position, id")]
+
+    def add_labels(self, names: Sequence[str]) -> list[str]:
+        """Append the classes not there yet (blank names refused); returns every class name."""
+        cleaned = [str(n).strip() for n in names]
+        if any(not n for n in cleaned):
+            raise ValueError(f"class names must not be blank, got {list(names)!r}")
+        with self._transaction() as conn:
+            position = conn.execute("SELECT coalesce(max(position), -1) FROM labels").fetchone()[0]
+            for name in dict.fromkeys(cleaned):
+                if conn.execute("SELECT 1 FROM labels WHERE name = ?", (name,)).fetchone() is None:
+                    position += 1
+                    conn.execute("INSERT INTO labels (name, position) VALUES (?, ?)", (name, position))
+        return self.labels()
+
+    def _label_id(self, conn: sqlite3.Connection, name: str) -> int:
+        row = conn.execute("SELECT id FROM labels WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise ValueError(f"unknown class {name!r}; add it first (classes: {self.labels()})")
+        return int(row[0])
+
+    # -- images ---------------------------------------------------------------------------
+
+    def images(self) -> list[ImageRecord]:
+        """Every image, in path order, with its live object count."""
+        with self._transaction("DEFERRED") as conn:
+            rows = conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i ORDER BY i.path").fetchall()
+        return [image_from_row(row) for row in rows]
+
+    def image(self, image_id: int) -> ImageRecord:
+        with self._transaction("DEFERRED") as conn:
+            return image_by_id(conn, image_id)
+
+    def image_by_path(self, path: str) -> ImageRecord:
+        with self._transaction("DEFERRED") as conn:
+            row = conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path = ?", (path,)).fetchone()
+        if row is None:
+            raise KeyError(f"no image {path!r} in the project")
+        return image_from_row(row)
+
+    def open_image(
+        self, image_id: int, holder: Optional[str] = None, annotator: str = ""
+    ) -> tuple[ImageRecord, Optional[str]]:
+        """Record that the image is being opened: its file's size (from the header) and
+        content hash (the first hash is kept as the annotated one; a later different hash
+        marks the image changed when it has objects), and claim it for `holder`.
+
+        Returns (the image, the annotator of another live session holding it, else None). A
+        file that has gone is marked missing and nothing else is recorded."""
+        image = self.image(image_id)
+        path = self.file_path(image)
+        try:
+            digest = sha256_file(path)
+            size = header_size(path)
+        except FileNotFoundError:
+            digest = size = None
+        now = self._clock()
+        with self._transaction() as conn:
+            image = image_by_id(conn, image_id)  # as it is now, with the file read
+            other = None if holder is None else _claims.claim(conn, image_id, holder, annotator, now, self.claim_ttl)
+            if digest is None:
+                conn.execute("UPDATE images SET missing = 1 WHERE id = ?", (image_id,))
+            elif image.sha256 is None or (digest != image.sha256 and image.object_count == 0):
+                conn.execute(
+                    "UPDATE images SET width = ?, height = ?, sha256 = ?, current_sha256 = ?, missing = 0 WHERE id = ?",
+                    (size[0], size[1], digest, digest, image_id),
+                )
+            else:
+                conn.execute("UPDATE images SET current_sha256 = ?, missing = 0 WHERE id = ?", (digest, image_id))
+            return image_by_id(conn, image_id), other
+
+    def resolve_changed(self, image_id: int, keep_objects: bool) -> ImageRecord:
+        """Accept a changed file as the image from now on: keep its objects (the change did not
+        move anything) or delete them (they belonged to the old picture)."""
+        image = self.image(image_id)
+        if not image.changed:
+            return image
+        size = header_size(self.file_path(image))
+        with self._transaction() as conn:
+            if not keep_objects:
+                conn.execute(
+                    f"UPDATE objects AS o SET deleted_at = ? WHERE o.image_id = ? AND {LIVE}", (self._clock(), image_id)
+                )
+            conn.execute(
+                "UPDATE images SET sha256 = current_sha256, width = ?, height = ? WHERE id = ?",
+                (size[0], size[1], image_id),
+            )
+            return image_by_id(conn, image_id)
+
+    def set_status(
+        self, image_id: int, status: str, annotator: str = "", holder: Optional[str] = None
+    ) -> Optional[ImageRecord]:
+        """Set the image's status (todo, in_progress, done, skipped), recording who and when.
+        For done and skipped with a `holder`, claims and returns the next image to do (None
+        when none is left); otherwise returns None."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        now = self._clock()
+        with self._transaction() as conn:
+            path = image_by_id(conn, image_id).path
+            conn.execute(
+                "UPDATE images SET status = ?, status_by = ?, status_at = ? WHERE id = ?",
+                (status, annotator, now, image_id),
+            )
+            if holder is None or status not in ("done", "skipped"):
+                return None
+            return self._claim_next(conn, holder, annotator, now, path)
+
+    def next_todo(
+        self, holder: Optional[str], annotator: str = "", after: Optional[int] = None, *, claim: bool = True
+    ) -> Optional[ImageRecord]:
+        """The next image to do after image `after` (path order, wrapping round), skipping
+        images held by other live sessions, claimed for `holder` (with `claim=False` only
+        looked up, e.g. to encode it ahead); None when nothing is left."""
+        now = self._clock()
+        with self._transaction() as conn:
+            path = None if after is None else image_by_id(conn, after).path
+            return self._claim_next(conn, holder if claim else None, annotator, now, path, holder)
+
+    def _claim_next(
+        self,
+        conn: sqlite3.Connection,
+        holder: Optional[str],
+        annotator: str,
+        now: float,
+        path: Optional[str],
+        asker: Optional[str] = None,
+    ) -> Optional[ImageRecord]:
+        image_id = _claims.next_todo_id(conn, asker or holder, now, self.claim_ttl, path)
+        if image_id is None:
+            return None
+        if holder is not None:
+            _claims.claim(conn, image_id, holder, annotator, now, self.claim_ttl)
+        return image_by_id(conn, image_id)
+
+    def neighbour(self, image_id: int, step: int) -> Optional[ImageRecord]:
+        """The image `step` places after (negative: before) `image_id` in path order, or None
+        past either end."""
+        with self._transaction("DEFERRED") as conn:
+            path = image_by_id(conn, image_id).path
+            op, order = (">", "ASC") if step > 0 else ("<", "DESC")
+            row = conn.execute(
+                f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path {op} ? ORDER BY i.path {order} "
+                "LIMIT 1 OFFSET ?",
+                (path, abs(step) - 1),
+            ).fetchone()
+        return None if row is None or step == 0 else image_from_row(row)
+
+    def claimed_by_others(self, holder: Optional[str]) -> dict[int, str]:
+        """{image id: annotator} of images other live sessions hold (for the image list)."""
+        with self._transaction("DEFERRED") as conn:
+            return _claims.claimed_by_others(conn, holder, self._clock(), self.claim_ttl)
+
+    def touch(self, holder: str) -> None:
+        """Keep `holder`'s claim alive."""
+        with self._transaction() as conn:
+            _claims.touch(conn, holder, self._clock())
+
+    def release(self, holder: str) -> None:
+        """Give up `holder`'s claim."""
+        with self._transaction() as conn:
+            _claims.release(conn, holder)
+
+    def progress(self) -> Progress:
+        """Images per status, missing and changed files, live objects."""
+        with self._transaction("DEFERRED") as conn:
+            counts = dict(conn.execute("SELECT status, count(*) FROM images GROUP BY status"))
+            missing, changed = conn.execute(
+                "SELECT coalesce(sum(missing), 0), coalesce(sum(current_sha256 IS NOT NULL AND sha256 IS NOT NULL "
+                "AND current_sha256 != sha256), 0) FROM images"
+            ).fetchone()
+            objects = conn.execute(f"SELECT count(*) FROM objects o WHERE {LIVE}").fetchone()[0]
+        return Progress(
+            total=sum(counts.values()), todo=counts.get("todo", 0), in_progress=counts.get("in_progress", 0),
+            done=counts.get("done", 0), skipped=counts.get("skipped", 0), missing=int(missing),
+            changed=int(changed), objects=int(objects),
+        )

@@ -1,0 +1,48 @@
+"""Helpers for the project tests: a folder of small images, provenance, masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from basam_ui.project import Provenance
+
+SIZES = {"a/first.png": (48, 64), "a/second.jpg": (40, 56), "b/third.png": (50, 70), "fourth.png": (32, 30)}
+
+
+def make_images(root: Path, sizes: dict[str, tuple[int, int]] = SIZES, seed: int = 0) -> Path:
+    """Write noise images of the given (H, W) at the given relative paths; returns root."""
+    rng = np.random.default_rng(seed)
+    for rel, (h, w) in sizes.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    return root
+
+
+def provenance(**overrides) -> Provenance:
+    """A plausible provenance; any field can be overridden."""
+    fields = dict(
+        side="basam", model_type="vit_t", checkpoint_sha256="ab" * 32, input_size=1024, nsf=True, bmam=True,
+        beta=0.1, precision="fp32", prompts={"points": [[5, 6]], "labels": [1], "box": None}, annotator="ann",
+    )
+    fields.update(overrides)
+    return Provenance(**fields)
+
+
+def blob(h: int, w: int, seed: int, holes: bool = False) -> np.ndarray:
+    """A random non-empty bool mask: one or two filled ellipses (a hole in the first with `holes`)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((h, w), np.uint8)
+    for _ in range(rng.integers(1, 3)):
+        center = (int(rng.integers(w // 4, 3 * w // 4)), int(rng.integers(h // 4, 3 * h // 4)))
+        axes = (int(rng.integers(4, w // 3)), int(rng.integers(4, h // 3)))
+        cv2.ellipse(mask, center, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    if holes:
+        cv2.circle(mask, (w // 2, h // 2), 2, 0, -1)
+    mask[h // 2, w // 2 - 4] = 1
+    return mask.astype(bool)
