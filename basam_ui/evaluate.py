@@ -144,20 +144,23 @@ def run_eval(
             jobs.append(PairJob(pair, stamp, todo, tuple(prompts), seed))
 
     new_rows = encoder_calls = 0
+    skipped_now: dict[Pair, str] = {}
+    order = {pair: i for i, pair in enumerate(wanted)}
     outcomes = pool.map(jobs) if pool is not None else (job(segmenter) for job in jobs)
     with _ResultWriter(csv_path) as writer:
         for outcome in tqdm(outcomes, total=len(jobs), desc="eval", unit="image", disable=not progress, file=sys.stderr):
             encoder_calls += outcome.encoder_calls
             if outcome.skipped is not None:  # unreadable, empty or mismatched: skip the image
-                pair = outcome.pair
-                skipped.append({"image": pair.image.name, "mask": pair.mask.name, "reason": outcome.skipped})
-                tqdm.write(f"skipped {pair.image.name}: {outcome.skipped}", file=sys.stderr)
-                del wanted[pair]
+                tqdm.write(f"skipped {outcome.pair.image.name}: {outcome.skipped}", file=sys.stderr)
+                skipped_now[outcome.pair] = outcome.skipped
             for row in outcome.rows:
                 writer.write(row)
                 done[_key(row)] = row
                 new_rows += 1
 
+    for pair, reason in sorted(skipped_now.items(), key=lambda item: order[item[0]]):  # in pair order, however they came
+        skipped.append({"image": pair.image.name, "mask": pair.mask.name, "reason": reason})
+        del wanted[pair]
     rows = [done[key] for keys in wanted.values() for key in keys]
     summary = summarise(rows)
     files = {
