@@ -2,8 +2,9 @@
 
 fp32 is the chunked-SDPA path; bf16 runs the same block under CPU bf16 autocast, which takes
 the bf16 matmul path of `grid_attention`, with its eager softmax (`bf16`, the default) and
-the torch.compile'd one (`bf16 compiled`, BASAM_UI_COMPILE=1). The variants are interleaved, so the ratios come from one
-run under the same load; the error is each output's relative Frobenius error against fp32.
+the torch.compile'd one (`bf16 compiled`, BASAM_UI_COMPILE=1). The variants are interleaved,
+so the ratios come from one run under the same load; the error is the bf16 output's relative
+Frobenius error against fp32's.
 """
 
 from __future__ import annotations
