@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 from . import __version__
 from .checkpoints import CHECKPOINT_DIR_ENV, DEFAULT_MODEL_TYPE, MODEL_TYPES
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")  # as basam_ui.precision.PRECISIONS, which imports torch
 PRECISION_HELP = (
     "image encoder precision: auto (bf16 on CPUs with AVX512-BF16/AMX and on CUDA, fp32 elsewhere), "
     "fp32, or bf16 (encoder and mask decoder)"

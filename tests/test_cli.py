@@ -29,7 +29,9 @@ def _check_documented(parser: argparse.ArgumentParser) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", [(), ("download",), ("bench",), ("bench", "encoder"), ("bench", "prompt"), ("eval",)]
+    "path",
+    [(), ("download",), ("bench",), ("bench", "encoder"), ("bench", "prompt"), ("bench", "attention"),
+     ("bench", "agreement"), ("eval",)],
 )
 def test_every_option_is_documented(path):
     parser = build_parser()
@@ -51,3 +53,14 @@ def test_import_is_light():
     code = "import sys, basam_ui; print(sorted(m for m in ('torch', 'gradio', 'cv2') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_precision_options():
+    parser = build_parser()
+    assert parser.parse_args([]).precision == "auto"
+    assert parser.parse_args(["--precision", "fp32"]).precision == "fp32"
+    assert parser.parse_args(["eval", "--images", "i", "--masks", "m", "--out", "o", "--precision", "bf16"]).precision == "bf16"
+    assert parser.parse_args(["bench", "encoder"]).precision == ["fp32", "auto"]
+    assert parser.parse_args(["bench", "prompt", "--precision", "bf16"]).precision == ["bf16"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--precision", "fp16"])
