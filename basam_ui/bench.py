@@ -106,10 +106,14 @@ def _header(device: str, checkpoint_dir: Optional[str], models: list, beta: floa
 
     found = available_checkpoints(checkpoint_dir)
     weights = ", ".join(f"{m}: {'checkpoint' if m in found else 'random'}" for m in models)
+    from .precision import cpu_has_native_bf16
+
     threads = torch.get_num_threads()
     memory = "peak RSS" if device.startswith("cpu") else "peak allocated (torch.cuda.max_memory_allocated)"
+    bf16 = "yes" if cpu_has_native_bf16() else "no"
     return (
-        f"encoder benchmark on {device} ({threads} CPU threads), torch {torch.__version__}; weights {weights}\n"
+        f"encoder benchmark on {device} ({threads} CPU threads, CPU native bf16: {bf16}), torch {torch.__version__}; "
+        f"weights {weights}\n"
         f"BA-SAM = NSF + BM-AM beta={beta:g}; time = median of {repeats}; memory = {memory}"
     )
 

@@ -89,8 +89,10 @@ def test_bfloat16_cpu_path_matches_reference(budget, compiled, monkeypatch):
     significant bits; measured ~0.8%)."""
     q, k, v, extra = _inputs(2, 3, (5, 9), 16, rel=True, seed=4)
     assert attention._fused_grid_softmax() is not None  # torch.compile works here (CI too)
-    if not compiled:
-        monkeypatch.setattr(attention, "_fused_grid_softmax", lambda: None)
+    monkeypatch.setenv("BASAM_UI_COMPILE", "1" if compiled else "0")
+    eager = []
+    real_eager = attention._grid_softmax
+    monkeypatch.setattr(attention, "_grid_softmax", lambda *a: eager.append(1) or real_eager(*a))
     monkeypatch.setattr(attention, "LOW_PRECISION_MIN_TOKENS", 45)  # a small grid takes it too
     monkeypatch.setattr(attention.F, "scaled_dot_product_attention", None)  # must not be called
     fast = grid_attention(
@@ -99,6 +101,7 @@ def test_bfloat16_cpu_path_matches_reference(budget, compiled, monkeypatch):
         **{name: t.bfloat16() for name, t in extra.items()},
     )  # fmt: skip
     monkeypatch.undo()
+    assert bool(eager) != compiled  # the softmax asked for ran
     reference = grid_attention_reference(q, k, v, scale=0.3, grid=(5, 9), beta=0.5, **extra)
     assert fast.dtype == torch.bfloat16 and fast.shape == reference.shape
     assert ((fast.float() - reference).norm() / reference.norm()).item() <= 0.02

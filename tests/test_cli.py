@@ -30,8 +30,8 @@ def _check_documented(parser: argparse.ArgumentParser) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [(), ("download",), ("bench",), ("bench", "encoder"), ("bench", "prompt"), ("bench", "project"), ("eval",),
-     ("annotate",), ("export",), ("precompute",)],
+    [(), ("download",), ("bench",), ("bench", "encoder"), ("bench", "prompt"), ("bench", "attention"),
+     ("bench", "agreement"), ("bench", "project"), ("eval",), ("annotate",), ("export",), ("precompute",)],
 )
 def test_every_option_is_documented(path):
     parser = build_parser()
@@ -64,3 +64,12 @@ def test_annotate_takes_every_app_option():
                               "--port", "8000", "--cache-gb", "1.5", "--random-weights"])
     assert (args.dir, args.labels, args.db, args.model, args.port, args.cache_gb) == ("data", "a,b", "p.sqlite",
                                                                                       "vit_b", 8000, 1.5)
+def test_precision_options():
+    parser = build_parser()
+    assert parser.parse_args([]).precision == "auto"
+    assert parser.parse_args(["--precision", "fp32"]).precision == "fp32"
+    assert parser.parse_args(["eval", "--images", "i", "--masks", "m", "--out", "o", "--precision", "bf16"]).precision == "bf16"
+    assert parser.parse_args(["bench", "encoder"]).precision == ["fp32", "auto"]
+    assert parser.parse_args(["bench", "prompt", "--precision", "bf16"]).precision == ["bf16"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--precision", "fp16"])

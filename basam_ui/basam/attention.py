@@ -302,15 +302,17 @@ def _grid_softmax_float(logits: torch.Tensor, row_term: torch.Tensor, col_term: 
 
 
 def compile_enabled() -> bool:
-    """False when the environment sets BASAM_UI_COMPILE=0 (read at each call)."""
-    return os.environ.get("BASAM_UI_COMPILE", "1") != "0"
+    """True when the environment sets BASAM_UI_COMPILE=1 (read at each call). Off by default:
+    on the shared 2-core CPU the compiled softmax was not measurably faster than the eager
+    one for a whole vit_b global block (README), and compiling costs 20-30 s per chunk shape."""
+    return os.environ.get("BASAM_UI_COMPILE", "0") == "1"
 
 
 @functools.lru_cache(maxsize=None)
 def _fused_grid_softmax() -> Optional[Callable]:
     """`_grid_softmax_float` under torch.compile, so the broadcast adds and the softmax are one
     pass over the logits instead of four; None where compiling fails (no C++ compiler), and
-    the eager `_grid_softmax` serves instead (as it does with BASAM_UI_COMPILE=0).
+    the eager `_grid_softmax` serves instead (as it does unless BASAM_UI_COMPILE=1).
 
     Shapes are static (measured on the 2-core CPU: dynamic shapes made the kernel 3x slower
     than static ones, which were 2x faster than eager): one compile per chunk shape, and
