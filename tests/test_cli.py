@@ -64,6 +64,8 @@ def test_annotate_takes_every_app_option():
                               "--port", "8000", "--cache-gb", "1.5", "--random-weights"])
     assert (args.dir, args.labels, args.db, args.model, args.port, args.cache_gb) == ("data", "a,b", "p.sqlite",
                                                                                       "vit_b", 8000, 1.5)
+
+
 def test_precision_options():
     parser = build_parser()
     assert parser.parse_args([]).precision == "auto"
