@@ -358,6 +358,25 @@ def test_exports_are_full_resolution_with_metadata(warm, warm_session):
         compare.export_mask_file(warm, session, "SAM", "tiff")
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_encoder_precision_shows_in_status_api_and_exports(vit_t, tmp_path, precision):
+    from basam_ui.export import read_png_metadata
+
+    eng = AppEngine(
+        {"vit_t": lambda: vit_t}, max_size=1024, random_weights=True, work_dir=tmp_path / "work", precision=precision
+    )
+    try:
+        session = compare.compute(eng, compare.upload_image(eng, str(PHOTO)), settings())
+        session = compare.set_prompts(eng, session, canvas_with(session, [(1000, 700, 1)]), settings())
+        assert session.sam.precision == session.basam.precision == precision
+        assert compare.status_text(session).count(f"S={SMALL}, {precision})") == 2
+        assert read_png_metadata(compare.export_mask_file(eng, session, "BA-SAM", "PNG"))["precision"] == precision
+        _, _, info = api.segment(eng, str(PHOTO), "[[1000, 700, 1]]", "", SMALL)
+        assert info["sam"]["precision"] == info["basam"]["precision"] == precision
+    finally:
+        eng.close()
+
+
 # -- failures and isolation ------------------------------------------------------------------
 
 

@@ -66,6 +66,7 @@ def _side_info(result: SideResult) -> dict:
         "setting": {"nsf": result.config.nsf, "bmam": result.config.bmam, "beta": result.config.beta},
         "encode_seconds": round(result.encode_seconds, 4),
         "cache": result.source,
+        "precision": result.precision,
         "decode_seconds": round(result.decode_seconds, 4),
         "predicted_iou": float(result.scores[result.choice]),
         "area": int(result.mask.sum()),

@@ -209,7 +209,7 @@ def export_metadata(engine: AppEngine, session: Session, result: SideResult) -> 
     info = model_info(engine.segmenter(session.settings.model).sam)
     return export.export_metadata(
         info.model_type, info.sha256, result.size, result.config.nsf, result.config.bmam,
-        result.config.beta, session.prompts.for_export(),
+        result.config.beta, session.prompts.for_export(), precision=result.precision,
     )
 
 
@@ -297,7 +297,7 @@ def _side_line(name: str, result: SideResult) -> str:
         if result.source == "computed"
         else f"embedding from the cache ({result.source}, hit)"
     )
-    line = f"**{name}** ({setting_label(result.config)}, S={result.size}): {encode}"
+    line = f"**{name}** ({setting_label(result.config)}, S={result.size}, {result.precision}): {encode}"
     if result.masks is not None:
         line += f"; decoded in {result.decode_seconds * 1000:.0f} ms"
     return line

@@ -44,6 +44,8 @@ class AppEngine:
         max_pixels: Optional[int] = None,
         cache_bytes: int = 2 << 30,
         cache_dir: Optional[str | Path] = None,
+        disk_bytes: Optional[int] = 50 << 30,  # = cache.DEFAULT_DISK_BYTES (cache.py imports torch)
+        precision: str = "auto",
         random_weights: bool = False,
         work_dir: Optional[str | Path] = None,
         gpu: Optional[GPUDecorator] = None,
@@ -63,7 +65,8 @@ class AppEngine:
         self.max_size = max_size
         self.max_pixels = max_pixels or DEFAULT_MAX_PIXELS
         self.random_weights = random_weights
-        self.cache = EmbeddingCache(cache_bytes, cache_dir)
+        self.precision = precision  # the Segmenters' "auto", "fp32" or "bf16"
+        self.cache = EmbeddingCache(cache_bytes, cache_dir, disk_bytes=disk_bytes)
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="basam-ui-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._segmenters: dict[str, Any] = {}
@@ -101,7 +104,7 @@ class AppEngine:
             sam = self.loaders[model_type]()
         except CheckpointError as exc:
             raise AppError(str(exc)) from None
-        return Segmenter(sam, cache=self.cache, max_native_size=self.max_size)
+        return Segmenter(sam, cache=self.cache, max_native_size=self.max_size, precision=self.precision)
 
     def _worker_segmenter(self, model_type: str):
         """The segmenter inside a GPU worker: the forked copy of this engine's, or loaded there
@@ -151,7 +154,7 @@ class AppEngine:
         model_type = next(name for name, found in list(self._segmenters.items()) if found is segmenter)
         emb = self.embed(model_type, image, resolution, config)
         if prompts.empty:
-            return SideResult(emb.config, emb.size, emb.encode_seconds, emb.source)
+            return SideResult(emb.config, emb.size, emb.encode_seconds, emb.source, precision=emb.precision)
         if self.gpu_work:
             return self.gpu_work.decode(model_type, emb, prompts, multimask, gt)
         return decode_side(segmenter, emb, prompts, multimask, gt)

@@ -119,6 +119,7 @@ def decode_side(
         choice=int(np.argmax(scores)),
         gt_mae=gt_mae,
         gt_iou=gt_iou,
+        precision=emb.precision,
     )
 
 

@@ -77,6 +77,8 @@ def engine_from_args(args: argparse.Namespace) -> AppEngine:
         max_size=args.max_size,
         cache_bytes=int(args.cache_gb * (1 << 30)),
         cache_dir=args.cache_dir,
+        disk_bytes=int(getattr(args, "cache_disk_gb", 50.0) * (1 << 30)),
+        precision=getattr(args, "precision", "auto"),
         random_weights=bool(args.random_weights),
         device=device,
         gpu=gpu,
@@ -152,4 +154,5 @@ def space_args() -> argparse.Namespace:
         max_size=SPACE_MAX_SIZE,
         cache_gb=SPACE_CACHE_GB,
         cache_dir=None,
+        precision="auto",
     )

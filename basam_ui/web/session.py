@@ -157,6 +157,7 @@ class SideResult:
     choice: int = 0
     gt_mae: Optional[tuple[float, ...]] = None
     gt_iou: Optional[tuple[float, ...]] = None
+    precision: str = "fp32"  # the image encoder's, as run (the embedding's key)
 
     @property
     def mask(self) -> Optional[np.ndarray]:
