@@ -39,6 +39,24 @@ def _add_app_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=7860, help="port to serve the app on (default: 7860)")
     p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     p.add_argument(
+        "--auth",
+        action="append",
+        metavar="USER:PASSWORD",
+        help="require this login for the page, its files and the API (repeatable; other users of this "
+        "machine can see command lines: --auth-file keeps passwords out of them)",
+    )
+    p.add_argument(
+        "--auth-file",
+        metavar="FILE",
+        help="require one of the logins in FILE, one USER:PASSWORD a line (# comments allowed); "
+        "FILE must be private (chmod 600)",
+    )
+    p.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="serve on a non-loopback --host or with --share without any login (refused otherwise)",
+    )
+    p.add_argument(
         "--max-size",
         type=int,
         default=4096,

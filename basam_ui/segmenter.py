@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from .loading import model_info
 
 SIZES = (512, 1024, 1536, 2048, 3072, 4096)
 Resolution = Union[int, str]
+Encoder = Callable[[np.ndarray, int, BASAMConfig], torch.Tensor]  # (image, S, setting) -> embedding
 
 
 class EncoderOutOfMemory(RuntimeError):
@@ -119,19 +120,32 @@ class Segmenter:
         return size
 
     def embed(
-        self, image: np.ndarray, resolution: Resolution = 1024, config: Optional[BASAMConfig] = None
+        self,
+        image: np.ndarray,
+        resolution: Resolution = 1024,
+        config: Optional[BASAMConfig] = None,
+        *,
+        encoder: Optional[Encoder] = None,
     ) -> ImageEmbedding:
         """Encode `image` (H x W x 3 uint8 RGB) at `resolution` with `config` (None = vanilla),
-        or fetch it from the cache."""
+        or fetch it from the cache. On a miss `encoder(image, S, config)` runs in place of
+        `encode_uncached` (the app passes one that encodes in a GPU worker process)."""
         check_image(image)
         config = config if config is not None else BASAMConfig.vanilla()
         original_size = (int(image.shape[0]), int(image.shape[1]))
         size = self.resolve_size(original_size, resolution)
         key = EmbeddingKey(image_hash(image), self.model.identity, size, config)
         started = time.perf_counter()
-        embedding, source = self.cache.get(key, lambda: self._encode(image, size, config), self.device)
+        encode_fn = encoder or self._encode
+        embedding, source = self.cache.get(key, lambda: encode_fn(image, size, config), self.device)
         seconds = time.perf_counter() - started if source == "computed" else 0.0
         return ImageEmbedding(key, embedding, original_size, resized_size(original_size, size), seconds, source)
+
+    def encode_uncached(self, image: np.ndarray, size: int, config: BASAMConfig) -> torch.Tensor:
+        """One encoder pass at S = `size`, not looked up in or stored to the cache (what `embed`
+        runs on a miss): (1, 256, S/16, S/16) float32 on this segmenter's device. Raises
+        EncoderOutOfMemory."""
+        return self._encode(image, size, config)
 
     def _encode(self, image: np.ndarray, size: int, config: BASAMConfig) -> torch.Tensor:
         with self._count_lock:

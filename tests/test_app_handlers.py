@@ -466,31 +466,3 @@ def test_space_without_a_checkpoint_stops_with_the_download_message(monkeypatch,
     with pytest.raises(SystemExit, match="Could not download the MobileSAM checkpoint"):
         server.space_app()
 
-
-def test_model_work_runs_under_spaces_gpu_when_spaces_is_importable(monkeypatch, tmp_path):
-    """On a ZeroGPU Space the `spaces` package is there; each side's model work goes through
-    spaces.GPU (a stand-in module records the calls here)."""
-    import sys
-    import types
-
-    from basam_ui.web import server
-
-    wrapped = []
-
-    def gpu(duration=None):
-        def wrap(fn):
-            def run(*args, **kwargs):
-                wrapped.append(fn.__name__)
-                return fn(*args, **kwargs)
-
-            return run
-
-        return wrap
-
-    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
-    engine = server.engine_from_args(_args(tmp_path, "--random-weights", "--device", "cpu", "--max-size", "512"))
-    try:
-        compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings())
-        assert wrapped == ["run_side", "run_side"]
-    finally:
-        engine.close()

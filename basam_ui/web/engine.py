@@ -1,6 +1,8 @@
 """The app's shared engine: the models (loaded on first use), the one embedding cache every
-session shares, and the work folder of the sessions' files; `run_side`, the model work of
-an event (one side: encode or fetch the embedding, decode the masks). No Gradio here.
+session shares, and the work folder of the sessions' files. `embed` is every caller's way to
+an embedding (pages, API, prefetch); `run_side` is the model work of an event (one side:
+embed, then decode the masks). With a GPU wrapper (ZeroGPU) both steps run in its worker
+process, and the embedding comes back to this process's cache (gpu_work.py). No Gradio here.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
 from ..basam.config import BASAMConfig
+from .gpu_work import GPUDecorator, GpuWork, decode_side
 from .session import SIZES, NATIVE, DEFAULT_SIZE, AppError, Progress, Prompts, Session, SideResult, no_progress
 
 ModelLoader = Callable[[], Any]  # () -> a Sam module on its device
@@ -27,7 +29,9 @@ class AppEngine:
 
     `loaders` maps model type -> a function that builds it; each model is loaded on first
     use (under a lock) and kept. One `Segmenter` per model, all sharing one EmbeddingCache.
-    `gpu` wraps the function that runs the models (spaces.GPU on ZeroGPU).
+    `device` is where the model work runs. With `gpu` (spaces.GPU on ZeroGPU) the loaders
+    put the models on the CPU, and the encode and decode run under `gpu`, moving the model
+    to `device` inside it (gpu_work.GpuWork).
     """
 
     def __init__(
@@ -42,7 +46,7 @@ class AppEngine:
         cache_dir: Optional[str | Path] = None,
         random_weights: bool = False,
         work_dir: Optional[str | Path] = None,
-        gpu: Optional[Callable[[Callable], Callable]] = None,
+        gpu: Optional[GPUDecorator] = None,
     ):
         from ..cache import EmbeddingCache
         from ..image_io import DEFAULT_MAX_PIXELS
@@ -52,7 +56,7 @@ class AppEngine:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 256:
             raise ValueError(f"max_size must be an integer >= 256, got {max_size!r}")
         self.loaders = dict(loaders)
-        self.device = str(device)  # where the loaders put the models (sets the queue's concurrency)
+        self.device = str(device)  # where the model work runs (sets the queue's concurrency)
         self.default_model = default_model or next(iter(self.loaders))
         if self.default_model not in self.loaders:
             raise ValueError(f"default model {self.default_model!r} is not among {list(self.loaders)}")
@@ -64,7 +68,7 @@ class AppEngine:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._segmenters: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self.run_side = gpu(run_side) if gpu else run_side
+        self.gpu_work = GpuWork(self._worker_segmenter, self.device, gpu) if gpu else None
 
     @property
     def model_types(self) -> list[str]:
@@ -80,22 +84,77 @@ class AppEngine:
 
     def segmenter(self, model_type: str, progress: Progress = no_progress):
         """The Segmenter for `model_type`, loading the model on first use."""
-        from ..loading import CheckpointError
-        from ..segmenter import Segmenter
-
         if model_type not in self.loaders:
             raise AppError(f"unknown model {model_type!r}; this server has {', '.join(self.loaders)}")
         with self._lock:
             found = self._segmenters.get(model_type)
             if found is None:
                 progress(0.0, f"loading {model_type}…")
-                try:
-                    sam = self.loaders[model_type]()
-                except CheckpointError as exc:
-                    raise AppError(str(exc)) from None
-                found = Segmenter(sam, cache=self.cache, max_native_size=self.max_size)
-                self._segmenters[model_type] = found
+                found = self._segmenters[model_type] = self._load(model_type)
             return found
+
+    def _load(self, model_type: str):
+        from ..loading import CheckpointError
+        from ..segmenter import Segmenter
+
+        try:
+            sam = self.loaders[model_type]()
+        except CheckpointError as exc:
+            raise AppError(str(exc)) from None
+        return Segmenter(sam, cache=self.cache, max_native_size=self.max_size)
+
+    def _worker_segmenter(self, model_type: str):
+        """The segmenter inside a GPU worker: the forked copy of this engine's, or loaded there
+        (a model first used after the worker was forked). Takes no lock: another thread of
+        the main process may have held it at the fork, and the copy would stay locked."""
+        found = self._segmenters.get(model_type)
+        if found is None:
+            found = self._segmenters[model_type] = self._load(model_type)
+        return found
+
+    # -- model work ---------------------------------------------------------------------
+
+    def embed(
+        self, model_type: str, image: np.ndarray, resolution: int | str, config: BASAMConfig,
+        progress: Progress = no_progress,
+    ):
+        """The embedding of `image` at `resolution` ("native" or an S) with `config`, from the
+        shared cache or encoded once (in the GPU worker under ZeroGPU, then cached here on the
+        CPU): a segmenter.ImageEmbedding. Every caller goes through here (pages, API,
+        prefetch). Raises AppError (out of memory: with a smaller size to try)."""
+        from ..segmenter import EncoderOutOfMemory
+
+        segmenter = self.segmenter(model_type, progress)
+        encoder = self.gpu_work.encoder(model_type) if self.gpu_work else None
+        try:
+            return segmenter.embed(image, resolution, config, encoder=encoder)
+        except EncoderOutOfMemory as exc:
+            raise AppError(str(exc)) from None
+
+    @property
+    def encodes(self) -> int:
+        """Encoder passes run for this engine's cache so far (counted in this process)."""
+        return self.cache.computed
+
+    def run_side(
+        self,
+        segmenter,
+        image: np.ndarray,
+        resolution: int | str,
+        config: BASAMConfig,
+        prompts: Prompts,
+        multimask: bool,
+        gt: Optional[np.ndarray],
+    ) -> SideResult:
+        """One side of an event for `segmenter` (one of this engine's): its embedding (`embed`)
+        and, when there are prompts, its masks. Raises AppError."""
+        model_type = next(name for name, found in list(self._segmenters.items()) if found is segmenter)
+        emb = self.embed(model_type, image, resolution, config)
+        if prompts.empty:
+            return SideResult(emb.config, emb.size, emb.encode_seconds, emb.source)
+        if self.gpu_work:
+            return self.gpu_work.decode(model_type, emb, prompts, multimask, gt)
+        return decode_side(segmenter, emb, prompts, multimask, gt)
 
     def loaded(self) -> list[str]:
         with self._lock:
@@ -127,51 +186,4 @@ class AppEngine:
     def close(self) -> None:
         """Delete the work folder (display copies, panels, exports)."""
         shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
-def run_side(
-    segmenter,
-    image: np.ndarray,
-    resolution: int | str,
-    config: BASAMConfig,
-    prompts: Prompts,
-    multimask: bool,
-    gt: Optional[np.ndarray],
-) -> SideResult:
-    """Encode (or fetch) one side's embedding and, when there are prompts, decode its masks.
-    The model work of an event, kept in one function so ZeroGPU can wrap it."""
-    from .. import metrics
-    from ..segmenter import EncoderOutOfMemory
-
-    try:
-        emb = segmenter.embed(image, resolution, config)
-    except EncoderOutOfMemory as exc:
-        raise AppError(str(exc)) from None
-    result = SideResult(config, emb.size, emb.encode_seconds, emb.source)
-    if prompts.empty:
-        return result
-    points = np.array([[x, y] for x, y, _ in prompts.points], dtype=np.float64) if prompts.points else None
-    labels = np.array([label for _, _, label in prompts.points]) if prompts.points else None
-    box = np.array(prompts.box, dtype=np.float64) if prompts.box else None
-    started = time.perf_counter()
-    try:
-        logits, scores, _ = segmenter.predict_with(
-            emb, points, labels, box, multimask_output=multimask, return_logits=True
-        )
-    except ValueError as exc:  # e.g. a box entirely outside the image
-        raise AppError(str(exc)) from None
-    masks = logits > segmenter.sam.mask_threshold
-    gt_mae = gt_iou = None
-    if gt is not None:
-        gt_mae = tuple(metrics.mae(metrics.probability(lg), gt) for lg in logits)
-        gt_iou = tuple(metrics.iou(m, gt) for m in masks)
-    return replace(
-        result,
-        decode_seconds=time.perf_counter() - started,
-        masks=masks,
-        scores=np.asarray(scores, dtype=np.float64),
-        choice=int(np.argmax(scores)),
-        gt_mae=gt_mae,
-        gt_iou=gt_iou,
-    )
 

@@ -1,0 +1,188 @@
+"""The model work in a form a GPU worker process can run (Hugging Face ZeroGPU). No Gradio here.
+
+`spaces.GPU` runs the function it wraps in a *forked* worker: the arguments are pickled in,
+the result (or the error) is pickled back, and whatever the function leaves in memory stays
+in the worker. So the work is split where data can cross: `encode` returns the embedding on
+the CPU, and the main process keeps it in the engine's one EmbeddingCache; `decode` takes
+that embedding as an argument and moves it to the device itself. The main process keeps the
+models on the CPU and never initialises CUDA (ZeroGPU forbids it outside wrapped functions);
+each call moves its model to the device inside the worker (a no-op when a reused worker
+already did).
+
+Tensors cross as `TensorBytes` (by value): `spaces` pickles with multiprocessing's
+ForkingPickler, for which torch moves a CPU tensor's storage into shared memory in place,
+and each cached embedding would then hold a file descriptor for as long as it is cached.
+Errors a user must read (out of memory with the size to try, a box outside the image) come
+back as a `Failure` value: ZeroGPU reports any other exception by its class name only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+import numpy as np
+
+from ..basam.config import BASAMConfig
+from .session import AppError, Prompts, SideResult
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..segmenter import Encoder, ImageEmbedding, Segmenter
+
+GPUDecorator = Callable[..., Callable]  # spaces.GPU: (task, duration=seconds or fn of task's args) -> task
+
+# The time a GPU call asks ZeroGPU for (it reserves that much of the user's quota, so asking
+# for far more than needed lowers the request's priority). Estimates, not measurements: a
+# worker's start (fork, CUDA context, moving the model to the GPU), plus an encoder pass
+# that grows with the token count N = (S/16)^2 — its windowed and MLP parts in proportion to
+# N, its global attention (vit_b/l/h) with N^2.
+START_SECONDS = 10.0
+ENCODE_SECONDS_AT_1024 = {"vit_t": 0.3, "vit_b": 0.5, "vit_l": 1.0, "vit_h": 1.5}
+GLOBAL_ATTENTION_SHARE_AT_1024 = {"vit_t": 0.0, "vit_b": 0.05, "vit_l": 0.05, "vit_h": 0.05}
+DECODE_SECONDS = 5.0  # prompt encoder, mask decoder, masks at the original size
+MAX_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class TensorBytes:
+    """A tensor as bytes (torch.save), so that it is pickled by value."""
+
+    data: bytes
+
+    @classmethod
+    def of(cls, tensor: "torch.Tensor") -> "TensorBytes":
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(tensor.detach().cpu(), buffer)
+        return cls(buffer.getvalue())
+
+    def tensor(self, device: Optional[str] = None) -> "torch.Tensor":
+        import io
+
+        import torch
+
+        return torch.load(io.BytesIO(self.data), map_location=device, weights_only=True)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An error inside the worker, returned as a value: its message, for the page."""
+
+    message: str
+    out_of_memory: bool = False
+
+
+def encode_duration(model_type: str, image: np.ndarray, size: int, config: BASAMConfig) -> int:
+    """Seconds to ask for an encode at S = `size` (the wrapped encode's arguments)."""
+    ratio = (int(size) / 1024) ** 2  # tokens relative to S = 1024
+    share = GLOBAL_ATTENTION_SHARE_AT_1024.get(model_type, 0.05)
+    work = ENCODE_SECONDS_AT_1024.get(model_type, 1.5) * ((1 - share) * ratio + share * ratio**2)
+    return int(min(MAX_SECONDS, START_SECONDS + 4 * work))  # 4x: headroom for a busy GPU slice
+
+
+def decode_duration(model_type: str, *args: Any) -> int:
+    """Seconds to ask for a decode (the wrapped decode's arguments): short, whatever S was."""
+    return int(START_SECONDS + DECODE_SECONDS)
+
+
+def decode_side(
+    segmenter: "Segmenter", emb: "ImageEmbedding", prompts: Prompts, multimask: bool, gt: Optional[np.ndarray]
+) -> SideResult:
+    """One side's masks for `prompts` on an embedded image, with the ground-truth metrics of
+    each candidate when `gt` is given. Raises AppError for prompts the model can't take."""
+    from .. import metrics
+
+    points = np.array([[x, y] for x, y, _ in prompts.points], dtype=np.float64) if prompts.points else None
+    labels = np.array([label for _, _, label in prompts.points]) if prompts.points else None
+    box = np.array(prompts.box, dtype=np.float64) if prompts.box else None
+    started = time.perf_counter()
+    try:
+        logits, scores, _ = segmenter.predict_with(emb, points, labels, box, multimask_output=multimask, return_logits=True)
+    except ValueError as exc:  # e.g. a box entirely outside the image
+        raise AppError(str(exc)) from None
+    masks = logits > segmenter.sam.mask_threshold
+    gt_mae = gt_iou = None
+    if gt is not None:
+        gt_mae = tuple(metrics.mae(metrics.probability(lg), gt) for lg in logits)
+        gt_iou = tuple(metrics.iou(m, gt) for m in masks)
+    return SideResult(
+        emb.config, emb.size, emb.encode_seconds, emb.source,
+        decode_seconds=time.perf_counter() - started,
+        masks=masks,
+        scores=np.asarray(scores, dtype=np.float64),
+        choice=int(np.argmax(scores)),
+        gt_mae=gt_mae,
+        gt_iou=gt_iou,
+    )
+
+
+class GpuWork:
+    """Encode and decode run under `gpu` (spaces.GPU), on `device`, for the models that
+    `segmenter_of(model_type)` gives (in the worker: the forked copy of the engine's).
+
+    `encoder(model_type)` is what `Segmenter.embed(encoder=...)` takes, so the cache lookup
+    and the storing stay in the main process; `decode` gives one side's result.
+    """
+
+    def __init__(self, segmenter_of: Callable[[str], "Segmenter"], device: str, gpu: GPUDecorator):
+        self._segmenter_of = segmenter_of
+        self.device = str(device)
+        self._encode = gpu(self.encode_here, duration=encode_duration)
+        self._decode = gpu(self.decode_here, duration=decode_duration)
+
+    def encoder(self, model_type: str) -> "Encoder":
+        """An encoder for Segmenter.embed: runs in the worker, returns the CPU embedding;
+        raises EncoderOutOfMemory with the worker's message."""
+        from ..segmenter import EncoderOutOfMemory
+
+        def encode(image: np.ndarray, size: int, config: BASAMConfig) -> "torch.Tensor":
+            out = self._encode(model_type, image, size, config)
+            if isinstance(out, Failure):
+                raise EncoderOutOfMemory(out.message)
+            return out.tensor()
+
+        return encode
+
+    def decode(
+        self, model_type: str, emb: "ImageEmbedding", prompts: Prompts, multimask: bool, gt: Optional[np.ndarray]
+    ) -> SideResult:
+        """`decode_side` in the worker, for an embedding held on the CPU. Raises AppError."""
+        # the tensor travels apart, by value
+        out = self._decode(model_type, TensorBytes.of(emb.embedding), replace(emb, embedding=None), prompts, multimask, gt)
+        if isinstance(out, Failure):
+            raise AppError(out.message)
+        return out
+
+    # -- what runs inside the worker --------------------------------------------------------
+
+    def encode_here(self, model_type: str, image: np.ndarray, size: int, config: BASAMConfig) -> Union[TensorBytes, Failure]:
+        """An encoder pass on the device; the embedding comes back on the CPU."""
+        from ..segmenter import EncoderOutOfMemory
+
+        segmenter = self._on_device(model_type)
+        try:
+            return TensorBytes.of(segmenter.encode_uncached(image, size, config))
+        except EncoderOutOfMemory as exc:
+            return Failure(str(exc), out_of_memory=True)
+
+    def decode_here(
+        self, model_type: str, embedding: TensorBytes, emb: "ImageEmbedding", prompts: Prompts, multimask: bool,
+        gt: Optional[np.ndarray],
+    ) -> Union[SideResult, Failure]:
+        """`decode_side` with the embedding (`emb` without its tensor, and the tensor) on the device."""
+        segmenter = self._on_device(model_type)
+        try:
+            return decode_side(segmenter, replace(emb, embedding=embedding.tensor(self.device)), prompts, multimask, gt)
+        except AppError as exc:
+            return Failure(str(exc))
+
+    def _on_device(self, model_type: str) -> "Segmenter":
+        segmenter = self._segmenter_of(model_type)
+        segmenter.sam.to(self.device)
+        return segmenter
