@@ -10,6 +10,9 @@ from typing import Optional, Sequence
 from . import __version__
 from .checkpoints import CHECKPOINT_DIR_ENV, DEFAULT_MODEL_TYPE, MODEL_TYPES
 
+DEFAULT_DISK_GB = 50.0  # = basam_ui.cache.DEFAULT_DISK_GB (not imported: cache.py imports torch)
+SETTING_NAMES = ("vanilla", "basam", "nsf", "bmam")  # = basam_ui.precompute.SETTING_NAMES
+
 
 def _add_model_options(p: argparse.ArgumentParser, *, model_default: Optional[str]) -> None:
     p.add_argument(
@@ -67,6 +70,7 @@ def _add_app_options(p: argparse.ArgumentParser) -> None:
         "--cache-gb", type=float, default=2.0, metavar="GB", help="embedding cache size in memory, in GB (default: 2)"
     )
     p.add_argument("--cache-dir", metavar="DIR", help="also keep embeddings on disk here, reused across restarts")
+    _add_disk_cache_option(p)
 
 
 def _add_project_commands(sub: argparse._SubParsersAction) -> None:
@@ -98,6 +102,32 @@ def _add_project_commands(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--all", action="store_true", help="every image that has objects, not only the done ones")
     exp.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE (holes are filled)")
     exp.add_argument("--out", required=True, metavar="OUT", help="output folder (made if needed)")
+def _add_disk_cache_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cache-disk-gb",
+        type=float,
+        default=DEFAULT_DISK_GB,
+        metavar="GB",
+        help="bound on the disk embedding cache (--cache-dir); past it the least recently used files are "
+        f"deleted (default: {DEFAULT_DISK_GB:g})",
+    )
+
+
+def _add_ray_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run on a Ray cluster: ADDRESS (e.g. ray://head:10001 or head:6379), else $RAY_ADDRESS, else a "
+        'cluster started with `ray start` here, else a new local one. Needs pip install "basam-ui[ray]"',
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="Ray workers, one model each (default: one per GPU when the cluster has GPUs, else one per node)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +228,36 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ablation", action="store_true", help="also run NSF only and BM-AM only")
     ev.add_argument("--limit", type=int, metavar="N", help="use only the first N image pairs")
     ev.add_argument("--out", required=True, metavar="DIR", help="output folder (CSV, summary, plot)")
+    ev.add_argument("--cache-dir", metavar="DIR", help="keep embeddings on disk here (e.g. made by precompute)")
+    _add_disk_cache_option(ev)
+    _add_ray_options(ev)
+
+    pre = sub.add_parser(
+        "precompute",
+        help="encode a folder's images into the disk cache (here or on a Ray cluster)",
+        description="Encode every image at every size with every setting into the disk embedding cache that "
+        "the app, annotate and eval read, so they need no encoder pass. Resumable: what is cached is skipped. "
+        "Unreadable files are reported and skipped.",
+    )
+    pre.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders (not searched recursively)")
+    _add_model_options(pre, model_default=None)
+    pre.add_argument("--sizes", nargs="+", type=int, default=[2048], metavar="S", help="input sizes (default: 2048)")
+    pre.add_argument(
+        "--settings",
+        nargs="+",
+        choices=SETTING_NAMES,
+        default=["vanilla", "basam"],
+        help="vanilla, basam (NSF + BM-AM), nsf (NSF only), bmam (BM-AM only) (default: vanilla basam)",
+    )
+    pre.add_argument("--beta", type=float, default=0.1, help="BM-AM slope (default: 0.1, as the app)")
+    pre.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the disk cache to fill (default: FOLDER/.basam-ui/cache when IMAGES is one folder, where "
+        "`basam-ui annotate FOLDER` looks)",
+    )
+    _add_disk_cache_option(pre)
+    _add_ray_options(pre)
     return parser
 
 
@@ -218,6 +278,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _export(args)
     if args.command == "annotate":
         return _annotate(args)
+    if args.command == "precompute":
+        from . import precompute
+
+        return precompute.main(args)
     from .web import server
 
     return server.main(args)

@@ -6,7 +6,8 @@ measure the MAE between the mask probability map (sigmoid of the logits, at the 
 size) and the binary ground truth; IoU and Dice of the thresholded mask (logits > 0) too.
 
 `run_eval` does the work and is what tests call; `main` only turns CLI arguments into a
-call of it. Outputs in the output folder:
+call of it. Each pair is measured by an `eval_pairs.PairJob`, here or, with `--ray`, on Ray
+workers (`basam_ui.distributed`). Outputs in the output folder:
 
 - results.csv      one row per image x size x method x prompt (appended to; a re-run skips
                    the rows already there, so it only encodes what is missing)
@@ -21,23 +22,21 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import time
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .basam.config import BASAMConfig
-from .datasets import Pair, load_mask, pair_folder
-from .metrics import dice, iou, mae, probability
+from .datasets import Pair, pair_folder
+from .eval_pairs import PROMPT_KINDS, PairJob
 
 if TYPE_CHECKING:
-    from .segmenter import ImageEmbedding, Segmenter
-
-PROMPT_KINDS = ("point", "center", "box")
+    from .distributed import WorkerPool
+    from .segmenter import Segmenter
 RESULT_COLUMNS = (
     "model", "image", "mask", "method", "nsf", "bmam", "beta", "size", "prompt", "prompt_xy",
     "height", "width", "mae", "iou", "dice", "score", "encode_s", "predict_s",
@@ -54,58 +53,6 @@ def methods_for(beta: float, ablation: bool = False) -> dict[str, BASAMConfig]:
         methods["NSF only"] = BASAMConfig(nsf=True, bmam=False, beta=beta)
         methods["BM-AM only"] = BASAMConfig(nsf=False, bmam=True, beta=beta)
     return methods
-
-
-# ---------------------------------------------------------------- prompts from the ground truth
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """SAM prompt arguments in image pixel coordinates (x, y)."""
-
-    kind: str
-    point_coords: Optional[np.ndarray] = None  # (1, 2)
-    point_labels: Optional[np.ndarray] = None  # (1,)
-    box: Optional[np.ndarray] = None  # (4,) x0 y0 x1 y1
-
-    def describe(self) -> str:
-        values = self.box if self.box is not None else self.point_coords[0]
-        return " ".join(f"{v:g}" for v in values)
-
-    def scaled(self, sx: float, sy: float) -> "Prompt":
-        """The same prompt for the image resized by (sx, sy)."""
-        if self.box is not None:
-            return Prompt(self.kind, box=self.box * np.array([sx, sy, sx, sy]))
-        return Prompt(self.kind, self.point_coords * np.array([sx, sy]), self.point_labels)
-
-
-def make_prompt(kind: str, gt: np.ndarray, seed: int, stem: str) -> Prompt:
-    """A prompt made from the boolean ground truth `gt` (must have a foreground pixel).
-
-    point: one foreground pixel drawn with a generator seeded by (`seed`, `stem`), so every
-    method and size gets the same point; center: the foreground pixel farthest from the
-    background and the image border (cv2.distanceTransform); box: the box around the
-    foreground pixels' areas, x1 = last column + 1 (so a one-pixel-wide object still has
-    a box with x1 > x0, which the Segmenter requires).
-    """
-    ys, xs = np.nonzero(gt)
-    if len(xs) == 0:
-        raise ValueError("the ground-truth mask is empty")
-    if kind == "point":
-        rng = np.random.default_rng([seed, zlib.crc32(stem.encode())])  # crc32: stable across runs
-        i = int(rng.integers(len(xs)))
-        return Prompt(kind, np.array([[xs[i], ys[i]]], dtype=np.float64), np.array([1]))
-    if kind == "center":
-        import cv2
-
-        # a zero border so pixels at the image edge count as near the boundary
-        padded = np.pad(gt.astype(np.uint8), 1)
-        dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
-        y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-        return Prompt(kind, np.array([[x, y]], dtype=np.float64), np.array([1]))
-    if kind == "box":
-        return Prompt(kind, box=np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64))
-    raise ValueError(f"unknown prompt kind {kind!r}; expected one of {', '.join(PROMPT_KINDS)}")
 
 
 # ---------------------------------------------------------------- the run
@@ -132,7 +79,7 @@ def check_sizes(sizes: Sequence[int]) -> list[int]:
 
 
 def run_eval(
-    segmenter: "Segmenter",
+    segmenter: Optional["Segmenter"],
     pairs: Sequence[Pair],
     sizes: Sequence[int],
     prompts: Sequence[str],
@@ -143,17 +90,17 @@ def run_eval(
     *,
     unpaired: Sequence[dict[str, str]] = (),
     progress: bool = False,
+    pool: Optional["WorkerPool"] = None,
 ) -> EvalResult:
     """Evaluate every pair (the first `limit`) at every size with every method and prompt.
 
-    `segmenter` is a `basam_ui.segmenter.Segmenter`; its model's identity goes in the CSV,
-    so rows of other weights are never reused. Each (image, size, method) is encoded once
+    `segmenter` is a `basam_ui.segmenter.Segmenter` (None with `pool`: the pairs are
+    measured on Ray workers, `basam_ui.distributed`); the model's identity goes in the CSV,
+    so rows of other weights are never reused. Rows are written as pairs finish. Each (image, size, method) is encoded once
     for all prompts, and not at all when results.csv already has all its rows. Unreadable
     images or masks and empty masks are reported on stderr and in skipped.csv, not fatal.
     """
     from tqdm import tqdm
-
-    from .image_io import load_image
 
     sizes = check_sizes(sizes)
     prompts = list(dict.fromkeys(prompts))
@@ -174,47 +121,43 @@ def run_eval(
     csv_path = out_dir / "results.csv"
     done = {_key(row): row for row in _read_results(csv_path)}
     skipped = [dict(s) for s in unpaired]
-    model = segmenter.model.identity
-    calls_before = segmenter.encoder_calls
-    new_rows = 0
-    wanted: list[tuple] = []
+    model = pool.model if pool is not None else segmenter.model.identity
+    wanted: dict[Pair, list[tuple]] = {}
+    jobs = []
+    for pair in pairs:
+        base = {"model": model, "image": pair.image.name, "mask": pair.mask.name}
+        keys = {
+            (size, name, kind): _key({**base, "method": name, "beta": cfg.slope, "size": size, "prompt": kind})
+            for size in sizes
+            for name, cfg in methods.items()
+            for kind in prompts
+        }
+        wanted[pair] = list(keys.values())
+        todo = [
+            (size, name, cfg, tuple(kind for kind in prompts if keys[size, name, kind] not in done))
+            for size in sizes
+            for name, cfg in methods.items()
+        ]
+        todo = tuple(item for item in todo if item[3])
+        if todo:
+            jobs.append(PairJob(pair, model, todo, tuple(prompts), seed))
 
+    new_rows = encoder_calls = 0
+    outcomes = pool.map(jobs) if pool is not None else (job(segmenter) for job in jobs)
     with _ResultWriter(csv_path) as writer:
-        for pair in tqdm(pairs, desc="eval", unit="image", disable=not progress, file=sys.stderr):
-            base = {"model": model, "image": pair.image.name, "mask": pair.mask.name}
-            keys = {
-                (size, name, kind): _key({**base, "method": name, "beta": cfg.slope, "size": size, "prompt": kind})
-                for size in sizes
-                for name, cfg in methods.items()
-                for kind in prompts
-            }
-            todo = {k for k, key in keys.items() if key not in done}
-            if todo:
-                try:
-                    image, gt, image_prompts = _load_case(load_image, pair, prompts, seed)
-                except (ValueError, OSError) as exc:  # unreadable, empty or mismatched: skip the image
-                    skipped.append({"image": pair.image.name, "mask": pair.mask.name, "reason": str(exc)})
-                    tqdm.write(f"skipped {pair.image.name}: {exc}", file=sys.stderr)
-                    continue
-            wanted.extend(keys.values())
-            for size in sizes:
-                for name, cfg in methods.items():
-                    kinds = [kind for kind in prompts if (size, name, kind) in todo]
-                    if not kinds:
-                        continue
-                    start = _now()
-                    embedding = segmenter.embed(image, resolution=size, config=cfg)
-                    encode_s = _now() - start
-                    for kind in kinds:
-                        row = _measure(segmenter, embedding, image_prompts[kind], gt)
-                        row.update(base, method=name, nsf=cfg.nsf, bmam=cfg.bmam, beta=cfg.slope, size=size)
-                        row.update(prompt=kind, encode_s=round(encode_s, 4))
-                        writer.write(row)
-                        done[_key(row)] = row
-                        new_rows += 1
-                    del embedding  # never needed again: let the cache's LRU reclaim it
+        for outcome in tqdm(outcomes, total=len(jobs), desc="eval", unit="image", disable=not progress, file=sys.stderr):
+            encoder_calls += outcome.encoder_calls
+            if outcome.skipped is not None:  # unreadable, empty or mismatched: skip the image
+                pair = outcome.pair
+                skipped.append({"image": pair.image.name, "mask": pair.mask.name, "reason": outcome.skipped})
+                tqdm.write(f"skipped {pair.image.name}: {outcome.skipped}", file=sys.stderr)
+                del wanted[pair]
+            for row in outcome.rows:
+                writer.write(row)
+                done[_key(row)] = row
+                new_rows += 1
 
-    rows = [done[key] for key in wanted]
+    rows = [done[key] for keys in wanted.values() for key in keys]
     summary = summarise(rows)
     files = {
         "results": csv_path,
@@ -225,72 +168,7 @@ def run_eval(
     }
     files["summary_md"].write_text(summary_markdown(summary), encoding="utf-8")
     plot_mae(summary, files["plot"])
-    return EvalResult(rows, summary, skipped, new_rows, segmenter.encoder_calls - calls_before, files)
-
-
-def _load_case(load_image: Any, pair: Pair, prompts: Sequence[str], seed: int) -> tuple:
-    """The image, its ground truth at the mask's size, and the prompts in image coordinates.
-
-    Raises ValueError for an unreadable file, an empty mask, or a mask whose aspect ratio
-    differs from the image's. A mask at another scale is fine: prompts are scaled to the
-    image, and the metrics are computed at the mask's size.
-    """
-    image = load_image(pair.image)
-    gt = load_mask(pair.mask)
-    if not gt.any():
-        raise ValueError(f"empty ground-truth mask {pair.mask.name}")
-    (h, w), (gh, gw) = image.shape[:2], gt.shape
-    if abs(h / w - gh / gw) > 0.01 * gh / gw:
-        raise ValueError(f"image is {w}x{h} px but its mask {pair.mask.name} is {gw}x{gh} px")
-    made = {kind: make_prompt(kind, gt, seed, pair.image.stem) for kind in prompts}
-    if (h, w) != (gh, gw):  # prompts live on the mask's grid; move them to the image's
-        made = {kind: p.scaled(w / gw, h / gh) for kind, p in made.items()}
-    return image, gt, made
-
-
-def _measure(segmenter: "Segmenter", embedding: "ImageEmbedding", prompt: Prompt, gt: np.ndarray) -> dict[str, Any]:
-    """One prediction (single-mask output) and its metrics against `gt`, at gt's size."""
-    start = _now()
-    masks, scores, _ = segmenter.predict_with(
-        embedding,
-        point_coords=prompt.point_coords,
-        point_labels=prompt.point_labels,
-        box=prompt.box,
-        multimask_output=False,
-        return_logits=True,
-    )
-    logits = _to_numpy(masks)[0]
-    predict_s = _now() - start
-    if logits.shape != gt.shape:
-        import cv2
-
-        logits = cv2.resize(logits.astype(np.float32), gt.shape[::-1], interpolation=cv2.INTER_LINEAR)
-    binary = logits > 0
-    return {
-        "prompt_xy": prompt.describe(),
-        "height": gt.shape[0],
-        "width": gt.shape[1],
-        "mae": round(mae(probability(logits), gt), 6),
-        "iou": round(iou(binary, gt), 6),
-        "dice": round(dice(binary, gt), 6),
-        "score": round(float(_to_numpy(scores).reshape(-1)[0]), 6),
-        "predict_s": round(predict_s, 4),
-    }
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().float().cpu().numpy()
-    return np.asarray(x)
-
-
-def _now() -> float:
-    """A timestamp after the GPU has finished its queued work, so timings are real."""
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-    return time.perf_counter()
+    return EvalResult(rows, summary, skipped, new_rows, encoder_calls, files)
 
 
 def _key(row: Mapping[str, Any]) -> tuple:
@@ -437,8 +315,10 @@ def plot_mae(summary: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     """`basam-ui eval`: pair the folders, load the model, run, print the summary."""
-    from .loading import CheckpointError, load_sam, random_sam
-    from .segmenter import EncoderOutOfMemory, Segmenter
+    from .cache import DEFAULT_DISK_GB, EmbeddingCache
+    from .loading import CheckpointError
+    from .model_spec import ModelSpec
+    from .segmenter import EncoderOutOfMemory
 
     try:
         sizes = check_sizes(args.sizes)
@@ -447,7 +327,8 @@ def main(args: argparse.Namespace) -> int:
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {args.limit}")
         methods = methods_for(args.beta, args.ablation)
-        pairing = pair_folder(args.images, args.masks)
+        # absolute paths: Ray workers may run in another folder (or on another machine)
+        pairing = pair_folder(Path(args.images).expanduser().resolve(), Path(args.masks).expanduser().resolve())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -460,21 +341,29 @@ def main(args: argparse.Namespace) -> int:
         return 1
     print(f"{len(pairing.pairs)} pairs in {pairing.images_dir} + {pairing.masks_dir}", file=sys.stderr)
 
+    spec = ModelSpec.from_args(args)
+    # each embedding is used for one (image, size, method) and then dropped: a small cache does
+    cache_dir = getattr(args, "cache_dir", None)
+    disk_bytes = int(getattr(args, "cache_disk_gb", DEFAULT_DISK_GB) * (1 << 30))
+    run = partial(
+        run_eval, pairs=pairing.pairs, sizes=sizes, prompts=args.prompt, methods=methods, out_dir=args.out,
+        seed=args.seed, limit=args.limit, unpaired=unpaired, progress=True,
+    )  # fmt: skip
     try:
-        if args.random_weights:
-            sam = random_sam(args.model or "vit_t", seed=0, device=args.device)
+        if getattr(args, "ray", None) is not None:
+            from .distributed import RayUnavailable, run_on_ray
+
+            try:
+                with run_on_ray(spec, cache_dir, disk_bytes, address=args.ray or None, workers=args.workers) as pool:
+                    result = run(None, pool=pool)
+            except RayUnavailable as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
         else:
-            sam = load_sam(args.model, args.checkpoint, args.device, checkpoint_dir=args.checkpoint_dir)
+            result = run(spec.segmenter(EmbeddingCache(256 << 20, cache_dir, disk_bytes=disk_bytes)))
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    # each embedding is used for one (image, size, method) and then dropped: a small cache does
-    segmenter = Segmenter(sam, cache_bytes=256 << 20, cache_dir=getattr(args, "cache_dir", None))
-    try:
-        result = run_eval(
-            segmenter, pairing.pairs, sizes, args.prompt, methods, args.out, args.seed, args.limit,
-            unpaired=unpaired, progress=True,
-        )  # fmt: skip
     except EncoderOutOfMemory as exc:
         print(f"error: {exc}. The rows measured so far are kept in {args.out}/results.csv; "
               "run again with smaller --sizes and they are reused.", file=sys.stderr)  # fmt: skip

@@ -31,7 +31,7 @@ def _check_documented(parser: argparse.ArgumentParser) -> None:
 @pytest.mark.parametrize(
     "path",
     [(), ("download",), ("bench",), ("bench", "encoder"), ("bench", "prompt"), ("bench", "project"), ("eval",),
-     ("annotate",), ("export",)],
+     ("annotate",), ("export",), ("precompute",)],
 )
 def test_every_option_is_documented(path):
     parser = build_parser()
