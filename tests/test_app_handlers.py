@@ -98,9 +98,22 @@ def test_upload_keeps_full_resolution_and_encodes_each_side_once(engine, uploade
     assert uploaded.sam.config.is_vanilla and not uploaded.basam.config.is_vanilla
     assert uploaded.sam.masks is None  # no prompt yet: encoded (cache warm), nothing decoded
     assert calls(engine) == 2
-    shown = compare.view(engine, uploaded)
-    assert shown.sam_panel.is_file() and shown.basam_panel.is_file() and shown.diff_panel is None
+    shown = compare.view(uploaded)
+    assert shown.masks == {"url": uploaded.canvas_image["url"], "rev": 0, "png": None}  # nothing to draw yet
     assert "2048x1365" in shown.status
+
+
+def test_full_resolution_copy_is_written_off_the_click_path(engine, uploaded):
+    """The canvas loads it when zoomed past the display copy: a lossless copy of the image."""
+    import time
+
+    full = Path(uploaded.canvas_image["full"].split("=", 1)[1])
+    assert full.parent == uploaded.folder and full != Path(uploaded.canvas_image["url"].split("=", 1)[1])
+    deadline = time.monotonic() + 60
+    while not full.is_file() and time.monotonic() < deadline:  # written by a background thread
+        time.sleep(0.1)
+    with Image.open(full) as copy:
+        assert copy.format == "PNG" and np.array_equal(np.asarray(copy.convert("RGB")), uploaded.image)
 
 
 def test_non_image_upload_is_a_readable_error_and_keeps_the_session(warm, warm_session, tmp_path):
@@ -188,21 +201,49 @@ def test_points_boxes_undo_and_clear(warm, warm_session):
     assert prompts.box == (800, 400, 1300, 1000)  # SAM takes one box: the last one drawn
     session = compare.set_prompts(warm, warm_session, value, settings())
     assert session.prompts == prompts and session.sam.masks is not None
-    assert "last box" in compare.view(warm, session).status
+    assert "last box" in compare.view(session).status
 
-    undone = compare.undo_canvas(value)  # drops the most recent prompt: the second box
-    assert len(undone["boxes"]) == 1 and len(undone["points"]) == 2
+    # undo happens in the browser (the canvas drops its most recent prompt and sends the rest)
+    undone = {**value, "boxes": value["boxes"][:1], "rev": 5}
     session = compare.set_prompts(warm, session, undone, settings())
     assert session.prompts.box == (600, 300, 1500, 1200)
-    undone = compare.undo_canvas(compare.undo_canvas(undone))  # the first box, then the negative point
-    assert compare.prompts_from_canvas(undone).points == ((1000, 700, 1),) and not undone["boxes"]
+    assert session.rev == 5 and compare.view(session).masks["rev"] == 5  # the masks say which prompts they are for
 
-    cleared = compare.clear_canvas(value)
-    assert cleared["points"] == [] and cleared["boxes"] == [] and cleared["image"] == value["image"]
+    cleared = {**value, "points": [], "boxes": [], "rev": 6}
     session = compare.set_prompts(warm, session, cleared, settings())
     assert session.sam.masks is None and session.basam.masks is None
-    assert compare.view(warm, session).diff_panel is None
+    assert compare.view(session).masks["png"] is None  # nothing drawn over the image
     assert calls(warm) == before  # prompts, undo and clear only decode
+
+
+def test_masks_sent_to_the_canvas_decode_to_exactly_the_exported_masks(warm, warm_session):
+    """Both masks travel at full resolution in one 4-bit PNG; what the browser gets back
+    from it is, pixel for pixel, what Download exports (also for a picked candidate)."""
+    import base64
+    import io
+
+    from basam_ui.web import render
+
+    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1), (400, 300, 0)]), settings(multimask=True))
+    session = compare.pick_candidate(session, "SAM", (session.sam.choice + 1) % 3)
+    sent = compare.view(session).masks
+    assert (sent["width"], sent["height"]) == (W, H) and sent["url"] == session.canvas_image["url"]
+    header, data = sent["png"].split(",", 1)
+    assert header == "data:image/png;base64"
+    png = base64.b64decode(data)
+    assert len(png) < W * H / 16  # compact: far under a byte per 16 pixels here
+    sam, basam = render.unpack_masks(png)
+    for side, got in (("SAM", sam), ("BA-SAM", basam)):
+        exported = np.array(Image.open(compare.export_mask_file(warm, session, side, "PNG"))) > 0
+        assert got.shape == exported.shape and np.array_equal(got, exported)
+    assert np.array_equal(sam, session.sam.mask)  # the picked candidate, not the best-scored one
+    # the outline bits: inside pixels with a 4-neighbour outside, for each side
+    with Image.open(io.BytesIO(png)) as image:
+        values = np.asarray(image)
+    for bit, mask in ((4, sam), (8, basam)):
+        edge = (values & bit) > 0
+        assert not (edge & ~mask).any() and edge.any() == (mask.any() and not mask.all())
+    assert sent["timings"]["prepare_ms"] >= 0 and sent["timings"]["decode_sam_ms"] > 0
 
 
 def test_a_box_alone_and_points_outside_the_image(warm, warm_session):
@@ -235,7 +276,7 @@ def test_multimask_lists_three_candidates_and_the_pick_is_used(warm, warm_sessio
     for result in (session.sam, session.basam):
         assert result.masks.shape == (3, H, W)
         assert result.choice == int(np.argmax(result.scores))  # default: highest predicted IoU
-    shown = compare.view(warm, session)
+    shown = compare.view(session)
     assert [index for _, index in shown.sam_candidates] == [0, 1, 2]
     assert sum("(best)" in label for label, _ in shown.basam_candidates) == 1
     assert shown.sam_choice == session.sam.choice
@@ -251,7 +292,7 @@ def test_multimask_lists_three_candidates_and_the_pick_is_used(warm, warm_sessio
     with pytest.raises(AppError, match="3 candidates"):
         compare.pick_candidate(session, "SAM", 3)
     single = compare.compute(warm, session, settings(multimask=False))
-    assert single.sam.masks.shape == (1, H, W) and compare.view(warm, single).sam_candidates == []
+    assert single.sam.masks.shape == (1, H, W) and compare.view(single).sam_candidates == []
 
 
 # -- ground truth ---------------------------------------------------------------------------
@@ -274,11 +315,11 @@ def test_ground_truth_metrics_per_panel(warm, warm_session, tmp_path):
         logits, _, _ = segmenter.predict_with(emb, np.array([[1000, 700]]), np.array([1]), multimask_output=False, return_logits=True)
         assert result.gt_mae[0] == pytest.approx(metrics.mae(metrics.probability(logits[0]), gt > 0), abs=1e-6)
         assert result.gt_iou[0] == pytest.approx(metrics.iou(logits[0] > 0, gt > 0))
-    status = compare.view(warm, with_gt).status
+    status = compare.view(with_gt).status
     assert "MAE" in status and "gt.png" in status
 
     removed = compare.compute(warm, compare.set_ground_truth(warm, with_gt, None), settings())
-    assert removed.gt is None and removed.sam.gt_mae is None and "MAE" not in compare.view(warm, removed).status
+    assert removed.gt is None and removed.sam.gt_mae is None and "MAE" not in compare.view(removed).status
 
     Image.fromarray(gt[:500, :500]).save(tmp_path / "small.png")
     with pytest.raises(AppError, match="same size"):
@@ -381,7 +422,7 @@ def test_page_has_the_documented_elements(engine):
     ids = {block.elem_id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
     assert {
         "upload", "canvas", "click-mode", "undo", "clear", "model", "size", "nsf", "bmam", "beta", "multimask",
-        "sam-panel", "basam-panel", "diff-panel", "status", "sam-candidates", "basam-candidates", "gt-upload",
+        "prompt-help", "status", "sam-candidates", "basam-candidates", "gt-upload",
         "export-side", "export-format", "download", "weights-warning",
     } <= ids
     warning = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "weights-warning")

@@ -13,6 +13,9 @@ so changing NSF, BM-AM or beta only encodes the BA-SAM side, and a prompt never 
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -35,44 +38,34 @@ def compute(engine: AppEngine, session: Session, settings: Settings, progress: P
         return replace(session, settings=settings)
     segmenter = engine.segmenter(settings.model, progress)
     resolution = parse_size(settings.size, engine.max_size)
-    results = []
-    for fraction, name, config, previous in (
-        (0.1, "SAM", BASAMConfig.vanilla(), session.sam),
-        (0.55, "BA-SAM", settings.basam_config, session.basam),
-    ):
-        # the same model, size and setting as the last result: its embedding is cached
-        cached = previous is not None and session.settings is not None and previous.config == config and (
-            session.settings.model, session.settings.size) == (settings.model, settings.size)
-        progress(fraction, f"{'decoding' if cached else 'encoding'} {name}…")
-        results.append(
-            engine.run_side(segmenter, session.image, resolution, config, session.prompts, settings.multimask, session.gt)
-        )
+    sides = (("SAM", BASAMConfig.vanilla(), session.sam), ("BA-SAM", settings.basam_config, session.basam))
+    # the same model, size and setting as the last result: its embedding is cached
+    cached = [
+        previous is not None and session.settings is not None and previous.config == config
+        and (session.settings.model, session.settings.size) == (settings.model, settings.size)
+        for _, config, previous in sides
+    ]
+
+    def run(config: BASAMConfig) -> SideResult:
+        return engine.run_side(segmenter, session.image, resolution, config, session.prompts, settings.multimask, session.gt)
+
+    if all(cached):  # a prompt: decode both sides at once, each on its own thread
+        progress(0.5, "decoding…")
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
+            results = list(pool.map(run, [config for _, config, _ in sides]))
+    else:  # one encoding at a time: two would only split the same cores and memory
+        results = []
+        for fraction, (name, config, _), hit in zip((0.1, 0.55), sides, cached):
+            progress(fraction, f"{'decoding' if hit else 'encoding'} {name}…")
+            results.append(run(config))
     return replace(session, settings=settings, sam=results[0], basam=results[1])
 
 
 def canvas_value(image: Optional[Mapping[str, Any]], negative: bool = False) -> Optional[dict]:
-    """A fresh PromptCanvas value for a display image ({"url", "width", "height"}), no prompts."""
+    """A fresh PromptCanvas value for a session's `canvas_image`, no prompts."""
     if image is None:
         return None
-    return {"image": dict(image), "points": [], "boxes": [], "negative": bool(negative)}
-
-
-def undo_canvas(value: Optional[Mapping[str, Any]]) -> Optional[dict]:
-    """The canvas value without its most recent prompt (largest "i", point or box)."""
-    if not value or not value.get("image"):
-        return dict(value) if value else None
-    entries = [("points", p) for p in value.get("points") or []] + [("boxes", b) for b in value.get("boxes") or []]
-    if not entries:
-        return dict(value)
-    kind, last = max(entries, key=lambda entry: entry[1].get("i") or 0)
-    return {**value, kind: [q for q in value[kind] if q is not last]}
-
-
-def clear_canvas(value: Optional[Mapping[str, Any]]) -> Optional[dict]:
-    """The canvas value with no prompts."""
-    if not value or not value.get("image"):
-        return dict(value) if value else None
-    return {**value, "points": [], "boxes": []}
+    return {"image": dict(image), "points": [], "boxes": [], "negative": bool(negative), "rev": 0}
 
 
 # -- event handlers ---------------------------------------------------------------------
@@ -98,10 +91,26 @@ def upload_image(engine: AppEngine, path: Optional[str], *, api: bool = False) -
     display = render.downscale(image, DISPLAY_MAX_SIDE)
     folder = engine.new_folder()
     copy = render.save_jpeg(display, folder / "display.jpg")
-    canvas_image = {"url": f"gradio_api/file={copy}", "width": int(image.shape[1]), "height": int(image.shape[0])}
+    full = folder / "full.png"
+    if display.shape == image.shape:
+        full = copy  # the display copy is the image itself: nothing more to load
+    else:  # written in the background: the browser asks for it only when zoomed in
+        threading.Thread(target=_write_full_copy, args=(image, full), name="full-copy", daemon=True).start()
+    canvas_image = {
+        "url": f"gradio_api/file={copy}", "full": f"gradio_api/file={full}",
+        "width": int(image.shape[1]), "height": int(image.shape[0]),
+    }
     return Session(
         folder=folder, image=image, image_path=str(path), image_name=shown, display=display, canvas_image=canvas_image
     )
+
+
+def _write_full_copy(image: np.ndarray, path: Path) -> None:
+    """The lossless full-resolution copy the canvas loads when zoomed past the display copy."""
+    try:
+        render.save_png_atomically(image, path)
+    except OSError:  # the session's folder was removed meanwhile (a new upload, a closed tab)
+        pass
 
 
 def _with_name(message: str, path: str, name: str) -> str:
@@ -113,11 +122,14 @@ def set_prompts(
     engine: AppEngine, session: Session, canvas: Optional[Mapping[str, Any]], settings: Settings,
     progress: Progress = no_progress,
 ) -> Session:
-    """A prompt was added on the canvas (or undone, or cleared): decode both sides again."""
+    """A prompt was added on the canvas (or undone, or cleared): decode both sides again.
+    The session keeps the value's "rev", which the masks sent back carry."""
     if session.image is None or not canvas or not _same_image(session, canvas):
         return session  # an event from before the current upload
     prompts = prompts_from_canvas(canvas)
-    return compute(engine, replace(session, prompts=prompts), settings, progress)
+    rev = canvas.get("rev")
+    rev = rev if isinstance(rev, int) and not isinstance(rev, bool) else 0
+    return compute(engine, replace(session, prompts=prompts, rev=rev), settings, progress)
 
 
 def _same_image(session: Session, canvas: Mapping[str, Any]) -> bool:
@@ -206,12 +218,10 @@ def export_metadata(engine: AppEngine, session: Session, result: SideResult) -> 
 
 @dataclass(frozen=True)
 class View:
-    """Everything the page shows for a session: panel image files, candidate choices as
-    (label, index) pairs, and the status text (Markdown)."""
+    """Everything the page shows for a session: the canvas's masks (`masks_for_canvas`),
+    candidate choices as (label, index) pairs, and the status text (Markdown)."""
 
-    sam_panel: Optional[Path]
-    basam_panel: Optional[Path]
-    diff_panel: Optional[Path]
+    masks: Optional[dict]
     sam_candidates: list[tuple[str, int]]
     basam_candidates: list[tuple[str, int]]
     sam_choice: Optional[int]
@@ -239,31 +249,40 @@ def mask_iou(session: Session) -> Optional[float]:
     return metrics.iou(session.sam.mask, session.basam.mask)
 
 
-def view(engine: AppEngine, session: Session) -> View:
-    """Render the panels (JPEG for the photo panels: 10x faster and 5x smaller than PNG
-    at this size; PNG for the difference view, whose pixel classes must stay exact)."""
+def view(session: Session) -> View:
+    """What the page shows for `session`: the candidates, the status line and the masks for
+    the canvas (`masks_for_canvas`)."""
     if session.image is None or session.display is None:
-        return View(None, None, None, [], [], None, None, "Upload an image to start.")
-    prompts, hw = session.prompts, session.image.shape[:2]
-    session.folder.mkdir(parents=True, exist_ok=True)  # in case an upload in another tab cleared it
-    covers = [
-        render.mask_coverage(result.mask, session.display.shape[:2]) if result and result.mask is not None else None
-        for result in (session.sam, session.basam)
-    ]
-    panels = [
-        render.save_jpeg(render.overlay(session.display, cover, color, prompts.points, prompts.box, hw), session.folder / name)
-        for cover, color, name in zip(covers, (render.SAM_COLOR, render.BASAM_COLOR), ("sam.jpg", "basam.jpg"))
-    ]
-    diff = None
-    if covers[0] is not None and covers[1] is not None:
-        diff = render.save_png(render.difference(session.display, *covers), session.folder / "difference.png")
+        return View(None, [], [], None, None, "Upload an image to start.")
     return View(
-        panels[0], panels[1], diff,
+        masks_for_canvas(session),
         candidates(session.sam), candidates(session.basam),
         session.sam.choice if session.sam and session.sam.masks is not None else None,
         session.basam.choice if session.basam and session.basam.masks is not None else None,
         status_text(session),
     )
+
+
+def masks_for_canvas(session: Session) -> Optional[dict]:
+    """The canvas's `masks` prop: both shown masks at full resolution in one 4-bit PNG (see
+    canvas.py), with the prompt revision and image they belong to ("png" None before the
+    first prompt); None without an image."""
+    if session.canvas_image is None:
+        return None
+    shown = {"url": session.canvas_image["url"], "rev": session.rev, "png": None}
+    sam, basam = session.sam, session.basam
+    if sam is None or basam is None or sam.mask is None or basam.mask is None:
+        return shown
+    started = time.perf_counter()
+    png = render.pack_masks(sam.mask, basam.mask)
+    height, width = sam.mask.shape
+    return {
+        **shown, "png": render.data_url(png), "width": int(width), "height": int(height),
+        "timings": {
+            "decode_sam_ms": round(sam.decode_seconds * 1000, 2), "decode_basam_ms": round(basam.decode_seconds * 1000, 2),
+            "prepare_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    }
 
 
 def setting_label(config: BASAMConfig) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import partial
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before Gradio is i
 import gradio as gr  # noqa: E402
 
 from . import api, compare
-from .canvas import SET_NEGATIVE_JS, PromptCanvas
+from .canvas import CLEAR_JS, SET_NEGATIVE_JS, UNDO_JS, PromptCanvas
 from .engine import AppEngine
 from .session import DEFAULT_BETA, EXPORT_FORMATS, SIDES, AppError, Progress, Session, Settings
 
@@ -34,13 +34,16 @@ PROMPT_HELP = (
     "Click: positive point · Shift-click or right-click: negative point · drag: box. "
     "SAM takes one box per prediction: the last box drawn is used, together with all points."
 )
-DIFF_LEGEND = "blue: only in SAM · orange: only in BA-SAM · light: in both"
+VIEW_LEGEND = (
+    "Views (V, or the buttons above the image): BA-SAM (orange) · SAM (blue) · Difference: only in SAM blue, "
+    "only in BA-SAM orange, in both light · Swipe: SAM left of the divider, BA-SAM right (drag it)."
+)
 
 CSS = """
 #message p { color: #b91c1c; font-weight: 600; }
 #weights-warning { background: #fff4d6; border-radius: 6px; padding: 6px 12px; }
 #weights-warning p { color: #6b4a00; }
-#diff-legend p { font-size: 0.85em; opacity: 0.8; }
+#prompt-help p { font-size: 0.85em; opacity: 0.8; }
 """
 
 
@@ -90,18 +93,11 @@ def build_app(engine: AppEngine) -> gr.Blocks:
                 multimask = gr.Checkbox(False, label="Multimask (3 candidates per side)", elem_id="multimask")
             with gr.Column(scale=4):
                 canvas = PromptCanvas(None, elem_id="canvas")
-                gr.Markdown(PROMPT_HELP)
+                gr.Markdown(PROMPT_HELP + "  \n" + VIEW_LEGEND, elem_id="prompt-help")
                 status = gr.Markdown("Upload an image to start.", elem_id="status")
                 with gr.Row(equal_height=False):
-                    with gr.Column(min_width=200):
-                        sam_panel = _panel("SAM", "sam-panel")
-                        sam_candidates = gr.Radio([], label="SAM candidates", elem_id="sam-candidates", visible=False)
-                    with gr.Column(min_width=200):
-                        basam_panel = _panel("BA-SAM", "basam-panel")
-                        basam_candidates = gr.Radio([], label="BA-SAM candidates", elem_id="basam-candidates", visible=False)
-                    with gr.Column(min_width=200):
-                        diff_panel = _panel("Difference", "diff-panel")
-                        gr.Markdown(DIFF_LEGEND, elem_id="diff-legend")
+                    sam_candidates = gr.Radio([], label="SAM candidates", elem_id="sam-candidates", visible=False)
+                    basam_candidates = gr.Radio([], label="BA-SAM candidates", elem_id="basam-candidates", visible=False)
         with gr.Row():
             export_side = gr.Radio(list(SIDES), value="BA-SAM", label="Export the mask of", elem_id="export-side")
             export_format = gr.Radio(list(EXPORT_FORMATS), value="PNG", label="as", elem_id="export-format")
@@ -110,7 +106,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
         api_inputs, api_outputs, api_trigger = _api_components(engine)
 
         settings_inputs = [model, size, nsf, bmam, beta, multimask]
-        page_outputs = [state, sam_panel, basam_panel, diff_panel, sam_candidates, basam_candidates, status, download, message]
+        page_outputs = [state, canvas, sam_candidates, basam_candidates, status, message]
         common_inputs = {state, *settings_inputs, export_side, export_format}
 
         def settings_of(data: dict) -> Settings:
@@ -118,17 +114,13 @@ def build_app(engine: AppEngine) -> gr.Blocks:
 
         def page(session: Session, data: dict) -> dict:
             """Component updates showing `session`."""
-            shown = compare.view(engine, session)
-            exported = compare.export_mask_file(engine, session, data[export_side], data[export_format])
+            shown = compare.view(session)
             return {
                 state: session,
-                sam_panel: shown.sam_panel,
-                basam_panel: shown.basam_panel,
-                diff_panel: shown.diff_panel,
+                canvas: gr.update(masks=shown.masks),
                 sam_candidates: gr.update(choices=shown.sam_candidates, value=shown.sam_choice, visible=bool(shown.sam_candidates)),
                 basam_candidates: gr.update(choices=shown.basam_candidates, value=shown.basam_choice, visible=bool(shown.basam_candidates)),
                 status: shown.status,
-                download: gr.update(value=exported, interactive=exported is not None),
                 message: "",
             }
 
@@ -143,6 +135,8 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             follow-up step must not wipe the error of the step before it)."""
 
             def run(data: dict, progress=gr.Progress()) -> dict:
+                started = time.time()
+
                 def report(fraction: float, text: str) -> None:
                     progress(fraction, desc=text)
 
@@ -156,6 +150,9 @@ def build_app(engine: AppEngine) -> gr.Blocks:
                     gr.Warning(f"internal error: {type(exc).__name__}: {exc}")
                     return {message: f"⚠️ internal error: {type(exc).__name__}: {exc}"}
                 shown = {**page(session, data), **extra}
+                masks = shown[canvas].get("masks")
+                if masks is not None and masks["png"]:  # when the server got the event and sent its answer
+                    masks["timings"].update(start=started * 1000, end=time.time() * 1000)
                 if keep_message:
                     del shown[message]
                 return shown
@@ -166,27 +163,19 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             session = compare.upload_image(engine, data[upload])
             engine.forget(data[state])  # the previous image's files
             negative = data[click_mode] == "negative"
-            return session, {canvas: compare.canvas_value(session.canvas_image, negative), gt_upload: None}
+            return session, {canvas: gr.update(value=compare.canvas_value(session.canvas_image, negative), masks=compare.masks_for_canvas(session)), gt_upload: None}
 
         def on_example(data, report):
             session = compare.set_ground_truth(engine, compare.upload_image(engine, data[upload]), data[gt_upload])
             engine.forget(data[state])
-            return session, {canvas: compare.canvas_value(session.canvas_image, data[click_mode] == "negative")}
+            return session, {canvas: gr.update(value=compare.canvas_value(session.canvas_image, data[click_mode] == "negative"), masks=compare.masks_for_canvas(session))}
 
         def on_reset(data, report):
             engine.forget(data[state])
-            return Session(), {canvas: None, gt_upload: None}
+            return Session(), {canvas: gr.update(value=None, masks={"url": None, "png": None}), gt_upload: None}
 
         def on_prompt(data, report):
             return compare.set_prompts(engine, data[state], data[canvas], settings_of(data), report), {}
-
-        def on_canvas_edit(edit: Callable[[Optional[dict]], Optional[dict]]):
-            def run(data, report):
-                value = edit(data[canvas])
-                session = compare.set_prompts(engine, data[state], value, settings_of(data), report)
-                return session, {canvas: value}
-
-            return run
 
         def on_settings(data, report):  # also the encoding step after an upload
             return compare.compute(engine, data[state], settings_of(data), report), {}
@@ -208,8 +197,25 @@ def build_app(engine: AppEngine) -> gr.Blocks:
                 return {message: f"⚠️ {exc}"}
             return {download: gr.update(value=exported, interactive=exported is not None), message: ""}
 
-        progress_on = [sam_panel, basam_panel]  # "encoding SAM…" shows there, not on every output
-        listen = partial(_listen, outputs=page_outputs, concurrency_id="models", show_progress_on=progress_on)
+        def refresh_download(data: dict) -> dict:
+            """The Download button's file for the session the last event left (made after the
+            event has sent the masks, so the click path does not wait for it)."""
+            try:
+                exported = compare.export_mask_file(engine, data[state], data[export_side], data[export_format])
+            except AppError:
+                exported = None
+            return {download: gr.update(value=exported, interactive=exported is not None)}
+
+        def listen(trigger, fn, inputs, **kwargs):
+            """A page event (progress on the status line, not over the canvas), then the
+            Download file for what it shows, on a queue of its own."""
+            event = _listen(trigger, fn, inputs, outputs=page_outputs, concurrency_id="models", show_progress_on=[status], **kwargs)
+            event.then(
+                refresh_download, common_inputs, [download], concurrency_id="export", show_progress="hidden",
+                api_visibility="private",
+            )
+            return event
+
         # an upload shows the image at once, then encodes it (with progress) in a second step;
         # a file that is no image is taken off the upload control, so another can be picked
         encode = guarded(on_settings, keep_message=True)
@@ -232,8 +238,9 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             listen(loaded.then, encode, common_inputs, api_name="encode_example")
         # prompts: read from the canvas INPUT value; the prompt handler never writes the canvas
         listen(canvas.prompt, guarded(on_prompt), {*common_inputs, canvas}, trigger_mode="always_last", api_name="prompt")
-        listen(undo.click, guarded(on_canvas_edit(compare.undo_canvas)), {*common_inputs, canvas}, extra=[canvas], api_name="undo")
-        listen(clear.click, guarded(on_canvas_edit(compare.clear_canvas)), {*common_inputs, canvas}, extra=[canvas], api_name="clear_prompts")
+        # undo / clear act on the prompts in the browser, which then fires "prompt"
+        undo.click(None, js=UNDO_JS, queue=False, api_visibility="private")
+        clear.click(None, js=CLEAR_JS, queue=False, api_visibility="private")
         click_mode.change(None, [click_mode, canvas], canvas, js=SET_NEGATIVE_JS, queue=False, api_visibility="private")
         # settings: checkboxes on user input, dropdowns on change (their input event fires
         # twice per pick), beta on release (not per drag step)
@@ -255,11 +262,6 @@ def build_app(engine: AppEngine) -> gr.Blocks:
         )
     demo.queue(default_concurrency_limit=concurrency_limit(engine.device))
     return demo
-
-
-def _panel(label: str, elem_id: str) -> gr.Image:
-    """An output picture (open it full screen for detail)."""
-    return gr.Image(label=label, type="filepath", interactive=False, elem_id=elem_id, buttons=["fullscreen", "download"])
 
 
 def _listen(trigger, fn, inputs, *, outputs, extra=(), **kwargs):

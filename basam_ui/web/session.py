@@ -180,6 +180,7 @@ class Session:
     gt: Optional[np.ndarray] = None  # H x W bool
     gt_name: str = ""
     prompts: Prompts = field(default_factory=Prompts)
+    rev: int = 0  # the canvas value's revision the prompts came from (sent back with the masks)
     settings: Optional[Settings] = None  # those the results were made with
     sam: Optional[SideResult] = None
     basam: Optional[SideResult] = None
