@@ -142,7 +142,7 @@ def test_two_sessions_get_different_images_and_done_moves_on(engine, project):
     one, two = opened(engine, project, "alice"), opened(engine, project, "bob")
     assert one.holder != two.holder and one.image_id != two.image_id
     rows = annotate_view.image_rows(project, one)
-    assert any("open by bob" in row[2] for row in rows) and rows[0][1].startswith("▶ ")
+    assert any("open by bob" in row[1] for row in rows) and rows[0][0].startswith("▶ ")
     one = annotate.mark(engine, project, one, "done")
     assert one.image_id not in (two.image_id, project.image_by_path("a.png").id)
     assert project.image_by_path("a.png").status == "done" and "1 / 4 done" in annotate_view.progress_text(project)
@@ -172,11 +172,11 @@ def test_objects_layer_and_changed_or_missing_files(engine, project, tmp_path):
     path = project.file_path(project.image(state.image_id))
     Image.fromarray(np.zeros((120, 160, 3), np.uint8)).save(path)
     state = annotate.open_image(engine, project, state, state.image_id)
-    assert "changed" in state.note and "changed!" in annotate_view.image_rows(project, state)[0][2]
+    assert "changed" in state.note and "changed!" in annotate_view.image_rows(project, state)[0][1]
     project.file_path(project.image_by_path("d.png")).unlink()
     with pytest.raises(AppError, match="missing"):
         annotate.open_image(engine, project, state, project.image_by_path("d.png").id)
-    assert "missing" in annotate_view.image_rows(project, state)[3][2]
+    assert "missing" in annotate_view.image_rows(project, state)[3][1]
 
 
 def test_prefetch_encodes_when_idle_and_never_while_busy(engine, project):

@@ -64,7 +64,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     done_btn = gr.Button("Done ✓ (Shift+Enter)", elem_id="ann-done", size="sm", variant="primary")
                     skip_btn = gr.Button("Skip", elem_id="ann-skip", size="sm")
                 images = gr.Dataframe(
-                    headers=["#", "image", "status", "objects"], datatype=["number", "str", "str", "number"],
+                    headers=["image", "status", "objects"], datatype=["str", "str", "number"],
                     interactive=False, elem_id="ann-images", label="Images (click one to open it)", wrap=True,
                 )
             with gr.Column(scale=3):
@@ -293,9 +293,10 @@ def _committed(st: AnnotateState, fresh_canvas: Callable[[AnnotateState], dict])
 
 def _listen(trigger, fn, inputs, outputs, **kwargs):
     """Attach an event to one trigger or several, on the model queue, kept out of the API docs."""
-    triggers = trigger if isinstance(trigger, list) else [trigger]
-    return gr.on(triggers, fn, inputs, outputs, concurrency_id="models", show_progress="minimal",
-                 api_visibility="private", **kwargs)
+    options = dict(concurrency_id="models", show_progress="minimal", api_visibility="private", **kwargs)
+    if isinstance(trigger, list):
+        return gr.on(trigger, fn, inputs, outputs, **options)
+    return trigger(fn, inputs=inputs, outputs=outputs, **options)
 
 
 def annotate_launch_options(engine: AppEngine, logins=()) -> dict[str, Any]:

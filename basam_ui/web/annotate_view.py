@@ -34,11 +34,11 @@ def class_choice(labels: list[str], name: str) -> Optional[str]:
 
 
 def image_rows(project, state: AnnotateState) -> list[list]:
-    """Rows [#, image, status, objects] of the image list; flags for missing and changed files,
+    """Rows [image, status, objects] of the image list; flags for missing and changed files,
     images open in another session, and the one open here (▶)."""
     others = project.claimed_by_others(state.holder or None)
     rows = []
-    for k, image in enumerate(project.images(), start=1):
+    for image in project.images():
         status = STATUS_TEXT.get(image.status, image.status)
         if image.missing:
             status += " · missing"
@@ -47,7 +47,7 @@ def image_rows(project, state: AnnotateState) -> list[list]:
         if image.id in others:
             status += f" · open by {others[image.id] or 'another session'}"
         name = ("▶ " if image.id == state.image_id else "") + image.path
-        rows.append([k, name, status, image.object_count])
+        rows.append([name, status, image.object_count])
     return rows
 
 
