@@ -10,8 +10,8 @@ its own start/end times and decode/packing times with the masks (same machine, s
 
 Columns: total (pointer event -> masks drawn), to server (event -> the server's handler
 starts: Gradio's queue and transport), server (the handler: decoding both sides at once,
-packing the masks, status), decode SAM / BA-SAM (each side's decoder, run concurrently),
-prepare (packing both masks into one PNG), transfer (handler end -> masks in the browser),
+packing the masks, status), decode SAM / BA-SAM (each side's decoder, run concurrently), server_other (server minus
+the slower decoder: the server's work besides decoding), prepare (packing both masks into one PNG), transfer (handler end -> masks in the browser),
 drawing (PNG decode and compositing in the browser).
 """
 
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-COLUMNS = ("total", "to_server", "server", "decode_sam", "decode_basam", "prepare", "transfer", "drawing")
+COLUMNS = ("total", "to_server", "server", "decode_sam", "decode_basam", "server_other", "prepare", "transfer", "drawing")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -96,15 +96,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def click_series(page, n: int) -> list[dict]:
     """Click n spots of the canvas one after the other (each waits for its masks); the
-    browser's latency records, one per click. Clicks alternate with undos, so the prompt
-    count stays at one or two."""
+    browser's latency records, one per click. Each click after the first follows an undo
+    (Z) of the one before, so every timed click decodes one point."""
     box = page.eval_on_selector("#canvas canvas.bc-canvas", "c => { const r = c.getBoundingClientRect(); return [r.x, r.y, r.width, r.height] }")
     start = page.evaluate("() => document.querySelector('#canvas .bc-root').bc.latency().length")
     for k in range(n):
         drawn = page.evaluate("() => document.querySelector('#canvas .bc-root').bc.state().drawn")
         x = box[0] + box[2] * (0.35 + 0.3 * ((k * 7) % 10) / 10)
         y = box[1] + box[3] * (0.35 + 0.3 * ((k * 3) % 10) / 10)
-        if k % 2:
+        if k:
             page.keyboard.press("z")  # undo the last click (a prompt change too, not timed)
             page.wait_for_function("d => document.querySelector('#canvas .bc-root').bc.state().drawn > d", arg=drawn, timeout=120_000)
             drawn += 1
@@ -112,7 +112,10 @@ def click_series(page, n: int) -> list[dict]:
         page.wait_for_function(
             "n => document.querySelector('#canvas .bc-root').bc.latency().length >= n", arg=start + k + 1, timeout=120_000)
         time.sleep(0.05)
-    return page.evaluate("() => document.querySelector('#canvas .bc-root').bc.latency()")[start:]
+    rows = page.evaluate("() => document.querySelector('#canvas .bc-root').bc.latency()")[start:]
+    for row in rows:  # the server's work besides the decoders (which run at the same time)
+        row["server_other"] = row["server"] - max(row["decode_sam"], row["decode_basam"])
+    return rows
 
 
 if __name__ == "__main__":

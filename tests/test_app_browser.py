@@ -57,8 +57,7 @@ class AppPage:
     def wait_encoded(self, width: int = W) -> None:
         """The canvas shows the image and both sides are encoded (the status says so)."""
         self.page.wait_for_function(
-            "w => { const i = document.querySelector('#canvas img.pc-base');"
-            " return i && i.complete && i.naturalWidth > 0 && i.closest('.pc-stage').dataset.w == String(w) }",
+            "w => { const r = document.querySelector('#canvas .bc-root'); return r && r.dataset.ready === '1' && r.dataset.w == String(w) }",
             arg=width, timeout=TIMEOUT_MS,
         )
         self.wait_status("click the image to add a point")
@@ -84,57 +83,60 @@ class AppPage:
         """The message line's text (without the progress tracker drawn over it)."""
         return self.page.inner_text("#message [data-testid=markdown]").strip()
 
-    def image_box(self) -> dict:
-        return self.page.eval_on_selector(
-            "#canvas img.pc-base", "e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height} }"
+    def canvas(self, script: str, arg=None):
+        """Evaluate `script` (a function of the canvas's test hooks `bc` and `arg`) in the page."""
+        return self.page.evaluate(
+            f"a => {{ const bc = document.querySelector('#canvas .bc-root').bc; return ({script})(bc, a) }}", arg
         )
+
+    def image_box(self) -> dict:
+        """Where the image is drawn on the screen (viewport coordinates)."""
+        return self.canvas("bc => { const a = bc.toClient(0, 0), b = bc.toClient(%d, %d);"
+                           " return {x: a.x, y: a.y, w: b.x - a.x, h: b.y - a.y} }" % (W, H))
 
     def screen(self, x: float, y: float) -> tuple[float, float]:
-        """Original image pixel -> viewport coordinates (scrolling the image into view)."""
-        self.page.locator("#canvas img.pc-base").scroll_into_view_if_needed()
-        r = self.image_box()
-        return r["x"] + x / W * r["w"], r["y"] + y / H * r["h"]
+        """Original image pixel -> viewport coordinates (scrolling the canvas into view)."""
+        self.page.locator("#canvas canvas.bc-canvas").scroll_into_view_if_needed()
+        p = self.canvas("(bc, p) => bc.toClient(p[0], p[1])", [x, y])
+        return p["x"], p["y"]
 
-    def panels(self) -> list:
-        return self.page.evaluate(
-            "() => ['#sam-panel', '#basam-panel'].map(s => { const i = document.querySelector(s + ' img'); return i ? i.src : null })"
-        )
+    def drawn(self) -> int:
+        """How many times masks arrived and were drawn on the canvas."""
+        return self.canvas("bc => bc.state().drawn")
 
-    def wait_panels_changed(self, before: list) -> None:
-        """Both mask panels show new pictures, loaded."""
+    def wait_drawn(self, before: int) -> None:
+        """New masks (or none, after clearing) are drawn on the canvas."""
         self.page.wait_for_function(
-            "b => ['#sam-panel', '#basam-panel'].every((s, k) => { const i = document.querySelector(s + ' img');"
-            " return i && i.src !== b[k] && i.complete && i.naturalWidth > 0 })",
-            arg=before, timeout=TIMEOUT_MS,
+            "b => document.querySelector('#canvas .bc-root').bc.state().drawn > b", arg=before, timeout=TIMEOUT_MS
         )
 
     def click(self, x: float, y: float, negative: bool = False) -> float:
-        """Click an image pixel; returns seconds until both panels show the result."""
-        before = self.panels()
+        """Click an image pixel; returns seconds until both masks are drawn on the canvas."""
+        before = self.drawn()
         started = time.perf_counter()
         if negative:
             self.page.keyboard.down("Shift")
         self.page.mouse.click(*self.screen(x, y))
         if negative:
             self.page.keyboard.up("Shift")
-        self.wait_panels_changed(before)
+        self.wait_drawn(before)
         return time.perf_counter() - started
 
     def drag(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        before = self.panels()
+        before = self.drawn()
         start, end = self.screen(x0, y0), self.screen(x1, y1)
         self.page.mouse.move(*start)
         self.page.mouse.down()
         self.page.mouse.move(*end, steps=8)
         self.page.mouse.up()
-        self.wait_panels_changed(before)
+        self.wait_drawn(before)
 
     def prompts_drawn(self) -> dict:
-        return self.page.evaluate(
-            "() => ({pos: document.querySelectorAll('#canvas circle.pc-pos').length,"
-            " neg: document.querySelectorAll('#canvas circle.pc-neg').length,"
-            " boxes: Array.from(document.querySelectorAll('#canvas rect.pc-box')).map(r =>"
-            " ['x', 'y', 'width', 'height'].map(a => +r.getAttribute(a)))})"
+        """The prompts on the canvas: positive and negative point counts, boxes as [x, y, w, h]."""
+        return self.canvas(
+            "bc => { const v = bc.value() || {}, p = v.points || [];"
+            " return {pos: p.filter(q => q.label).length, neg: p.filter(q => !q.label).length,"
+            " boxes: (v.boxes || []).map(b => [b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0])} }"
         )
 
     def toggle(self, elem_id: str) -> None:
@@ -182,8 +184,7 @@ def test_prompt_compare_settings_and_download(server, chromium, tmp_path):
     assert drawn["boxes"][0] == pytest.approx([600, 300, 900, 900], abs=W / app.image_box()["w"] + 0.01)
     status = app.wait_status("IoU between SAM and BA-SAM masks")
     assert status.count("from the cache") == 2 and "cache miss" not in status  # prompts never encode
-    shown = app.page.eval_on_selector("#sam-panel img", "i => [i.naturalWidth, i.naturalHeight]")
-    assert max(shown) <= 1600  # panels are rendered at a bounded size
+    assert app.canvas("bc => bc.state().masks") == {"rev": 3, "width": W, "height": H}  # full resolution
     app.page.screenshot(path=str(tmp_path / "2-prompted.png"), full_page=True)
 
     # NSF / BM-AM / beta: only the BA-SAM side encodes, the SAM side comes from the cache
@@ -208,9 +209,9 @@ def test_prompt_compare_settings_and_download(server, chromium, tmp_path):
     app.page.wait_for_selector("#basam-candidates input[type=radio]", timeout=TIMEOUT_MS)
     assert app.page.locator("#sam-candidates input[type=radio]").count() == 3
     assert app.page.locator("#basam-candidates label").filter(has_text="(best)").count() == 1
-    before = app.panels()
+    before = app.drawn()
     app.page.locator("#basam-candidates label").filter(has_not_text="(best)").first.click()
-    app.page.wait_for_function("b => document.querySelector('#basam-panel img').src !== b", arg=before[1], timeout=TIMEOUT_MS)
+    app.wait_drawn(before)
     app.page.screenshot(path=str(tmp_path / "3-multimask.png"), full_page=True)
     app.toggle("multimask")
     app.page.wait_for_selector("#basam-candidates", state="detached", timeout=TIMEOUT_MS)
@@ -225,11 +226,11 @@ def test_prompt_compare_settings_and_download(server, chromium, tmp_path):
     assert meta["beta"] == 0.5 and meta["nsf"] and meta["bmam"] and meta["input_size"] == 1024
     assert meta["prompts"]["labels"] == [1, 0] and meta["prompts"]["box"] == pytest.approx([600, 300, 1500, 1200], abs=3)
 
-    # click latency: browser event -> both panels showing the new masks
+    # click latency: browser event -> both masks drawn on the canvas
     latencies += [app.click(400 + 250 * k, 900 - 60 * k, negative=k % 2 == 1) for k in range(5)]
     app.page.screenshot(path=str(tmp_path / "4-final.png"), full_page=True)
     report = (
-        f"click latency (event -> both panels updated), {len(latencies)} clicks on a {W}x{H} image at S=1024, "
+        f"click latency (event -> both masks drawn), {len(latencies)} clicks on a {W}x{H} image at S=1024, "
         f"random vit_t on CPU: median {statistics.median(latencies) * 1000:.0f} ms, "
         f"min {min(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
     )
@@ -287,12 +288,12 @@ def test_bad_input_shows_a_message_and_the_app_keeps_serving(server, chromium, t
     time.sleep(1.0)
     assert app.prompts_drawn() == {"pos": 0, "neg": 0, "boxes": []}
     assert app.message() == ""
-    before = app.panels()
+    before = app.drawn()
     app.page.mouse.move(*app.screen(1500, 900))
     app.page.mouse.down()
     app.page.mouse.move(*app.screen(W + 300, H + 200), steps=6)
     app.page.mouse.up()
-    app.wait_panels_changed(before)
+    app.wait_drawn(before)
     (box,) = app.prompts_drawn()["boxes"]
     assert box[0] + box[2] == pytest.approx(W) and box[1] + box[3] == pytest.approx(H)
     assert app.message() == ""
@@ -303,14 +304,13 @@ def test_example_loads_its_image_and_ground_truth(server, chromium, tmp_path):
     app = open_app(chromium, server.url)
     app.page.get_by_role("button", name="camouflage").click()
     app.page.wait_for_function(
-        "() => { const i = document.querySelector('#canvas img.pc-base'); return i && i.complete && i.naturalWidth > 0 }",
-        timeout=TIMEOUT_MS,
+        "() => { const r = document.querySelector('#canvas .bc-root'); return r && r.dataset.ready === '1' }", timeout=TIMEOUT_MS,
     )
-    assert app.page.eval_on_selector("#canvas .pc-stage", "e => [e.dataset.w, e.dataset.h]") == ["2560", "1920"]
+    assert app.page.eval_on_selector("#canvas .bc-root", "e => [e.dataset.w, e.dataset.h]") == ["2560", "1920"]
     app.wait_status("camouflage_mask.png loaded", "cache miss")
-    before = app.panels()
+    before = app.drawn()
     app.page.mouse.click(*app.screen(1280 * W / 2560, 960 * H / 1920))
-    app.wait_panels_changed(before)
+    app.wait_drawn(before)
     status = app.wait_status("Against ground truth camouflage_mask.png")
     assert "SAM: MAE 0." in status and "BA-SAM: MAE 0." in status
     app.page.screenshot(path=str(tmp_path / "example.png"), full_page=True)

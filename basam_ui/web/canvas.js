@@ -367,7 +367,8 @@ watch('masks', () => setMasks(props.masks));
 // for tests and the click benchmark: the view state, coordinate mapping and latencies
 root.bc = {
   state: () => ({view: st.view, scale: st.scale * dpr(), tx: st.tx, ty: st.ty, swipe: st.swipe, drawn: st.drawn,
-                 full: st.fullState, masks: st.masks ? {rev: st.masks.rev, width: st.masks.width, height: st.masks.height} : null}),
-  toClient, latency: () => st.latency, setMasks,
+                 full: st.fullState, layers: kindsFor(st.view).every(k => st.layers.get(k) instanceof ImageBitmap), masks: st.masks ? {rev: st.masks.rev, width: st.masks.width, height: st.masks.height} : null}),
+  toClient, latency: () => st.latency, value: () => props.value, masks: () => st.masks && st.masks.png,
+  setMasks,  // draw a `masks` value as if the server had sent it
 };
 onValue();

@@ -237,7 +237,8 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             )
             listen(loaded.then, encode, common_inputs, api_name="encode_example")
         # prompts: read from the canvas INPUT value; the prompt handler never writes the canvas
-        listen(canvas.prompt, guarded(on_prompt), {*common_inputs, canvas}, trigger_mode="always_last", api_name="prompt")
+        listen(canvas.prompt, guarded(on_prompt), {*common_inputs, canvas}, trigger_mode="always_last", api_name="prompt",
+               show_progress="hidden")  # a decode is quick: no progress bar over the status per click
         # undo / clear act on the prompts in the browser, which then fires "prompt"
         undo.click(None, js=UNDO_JS, queue=False, api_visibility="private")
         clear.click(None, js=CLEAR_JS, queue=False, api_visibility="private")
