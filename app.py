@@ -2,11 +2,18 @@
 
 At start-up the default checkpoint (vit_t, or $BASAM_UI_MODEL) is downloaded into the
 checkpoint folder; BASAM_UI_RANDOM_WEIGHTS=1 runs untrained weights instead (the page says
-so). With the `spaces` package present (ZeroGPU), the model work runs under spaces.GPU.
+so). Logins come from the secret BASAM_UI_AUTH (one user:password a line): without it a
+public Space is open to everyone. On ZeroGPU (SPACES_ZERO_GPU set by the platform) the
+encodes and decodes run under spaces.GPU, the embeddings cached in this process.
 Locally, `python app.py` serves the same page on http://127.0.0.1:7860.
 """
 
-from basam_ui.web.server import space_app
+import os
+
+if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true"):
+    import spaces  # noqa: F401  (ZeroGPU: imported before torch, as the platform asks)
+
+from basam_ui.web.server import space_app  # noqa: E402
 
 demo, launch_options = space_app()
 

@@ -5,4 +5,6 @@
 - `compare`: the compare page's events (no Gradio); `api`: the /segment function (no Gradio)
 - `render`: pictures drawn on the server; `canvas`: the prompt canvas component
 - `compare_page`: the compare page's layout and wiring; `server`: engines from options, `main`
+- `gpu_work`: encode and decode as a ZeroGPU worker runs them (no Gradio)
+- `auth`: logins from options, a file or the Space's secret; the login name of a request (no Gradio)
 """
