@@ -37,6 +37,34 @@ def _add_model_options(p: argparse.ArgumentParser, *, model_default: Optional[st
     )
 
 
+def _add_disk_cache_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cache-disk-gb",
+        type=float,
+        default=DEFAULT_DISK_GB,
+        metavar="GB",
+        help="bound on the disk embedding cache (--cache-dir); past it the least recently used files are "
+        f"deleted (default: {DEFAULT_DISK_GB:g})",
+    )
+
+
+def _add_ray_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run on a Ray cluster: ADDRESS (e.g. ray://head:10001 or head:6379), else $RAY_ADDRESS, else a "
+        'cluster started with `ray start` here, else a new local one. Needs pip install "basam-ui[ray]"',
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="Ray workers, one model each (default: one per GPU when the cluster has GPUs, else one per node)",
+    )
+
+
 def _add_app_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to serve the app on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port to serve the app on (default: 7860)")
@@ -102,32 +130,6 @@ def _add_project_commands(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--all", action="store_true", help="every image that has objects, not only the done ones")
     exp.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE (holes are filled)")
     exp.add_argument("--out", required=True, metavar="OUT", help="output folder (made if needed)")
-def _add_disk_cache_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--cache-disk-gb",
-        type=float,
-        default=DEFAULT_DISK_GB,
-        metavar="GB",
-        help="bound on the disk embedding cache (--cache-dir); past it the least recently used files are "
-        f"deleted (default: {DEFAULT_DISK_GB:g})",
-    )
-
-
-def _add_ray_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        metavar="ADDRESS",
-        help="run on a Ray cluster: ADDRESS (e.g. ray://head:10001 or head:6379), else $RAY_ADDRESS, else a "
-        'cluster started with `ray start` here, else a new local one. Needs pip install "basam-ui[ray]"',
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="Ray workers, one model each (default: one per GPU when the cluster has GPUs, else one per node)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the app, annotate and eval read, so they need no encoder pass. Resumable: what is cached is skipped. "
         "Unreadable files are reported and skipped.",
     )
-    pre.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders (not searched recursively)")
+    pre.add_argument(
+        "images", nargs="+", metavar="IMAGES",
+        help="image files or folders (searched recursively as annotate does; hidden folders skipped)",
+    )  # fmt: skip
     _add_model_options(pre, model_default=None)
     pre.add_argument("--sizes", nargs="+", type=int, default=[2048], metavar="S", help="input sizes (default: 2048)")
     pre.add_argument(
@@ -274,14 +279,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from . import evaluate
 
         return evaluate.main(args)
-    if args.command == "export":
-        return _export(args)
-    if args.command == "annotate":
-        return _annotate(args)
     if args.command == "precompute":
         from . import precompute
 
         return precompute.main(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "annotate":
+        return _annotate(args)
     from .web import server
 
     return server.main(args)

@@ -23,11 +23,12 @@ import socket
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 
 from .model_spec import ModelSpec
 
 INSTALL_HINT = 'Ray is not installed: pip install "basam-ui[ray]" (or pip install "ray>=2.9")'
+T = TypeVar("T")
 MAX_ATTEMPTS = 3  # runs of one job on workers that died under it before it is reported failed
 
 
@@ -69,10 +70,6 @@ class Worker:
             return f"worker on {host} cannot use the cache folder {self.cache_dir} ({exc.__class__.__name__}: {exc})"
         return None
 
-    def identity(self) -> str:
-        """The loaded model's identity (loads the model)."""
-        return self._segmenter().model.identity
-
     def run(self, job: Any) -> Any:
         return job(self._segmenter())
 
@@ -100,12 +97,13 @@ class WorkerPool:
         self.lost = 0  # workers that died during this pool's runs
         self.model = ""  # the model identity, once the workers have loaded it
 
-    def identity(self) -> str:
-        """The model identity the workers report (they load their models for this)."""
-        identities = set(self.ray.get([a.identity.remote() for a in self.actors]))
-        if len(identities) != 1:
-            raise RayUnavailable(f"workers loaded different models: {sorted(identities)}")
-        return identities.pop()
+    def same_on_each(self, fn: Callable[[Any], T]) -> T:
+        """`fn(segmenter)` on every worker (loading its model), which must give one answer:
+        e.g. the model identity. Raises RayUnavailable when the workers disagree."""
+        answers = self.ray.get([a.run.remote(fn) for a in self.actors])
+        if any(answer != answers[0] for answer in answers):
+            raise RayUnavailable(f"the workers' models differ: {answers}")
+        return answers[0]
 
     def map(self, jobs: Sequence[Any]) -> Iterator[Any]:
         """Results of `jobs` as they finish (in any order). A job whose worker dies is queued
@@ -157,18 +155,28 @@ class WorkerPool:
         self.actors = []
 
 
+def model_identity(segmenter: Any) -> str:
+    return segmenter.model.identity
+
+
 def worker_options(ray: Any, workers: Optional[int]) -> tuple[int, dict[str, Any], int]:
     """(number of workers, actor options, torch threads per worker) for the cluster:
     one GPU each when it has GPUs (one worker per GPU by default), else CPU workers (one
     per node by default, sharing the node's CPUs)."""
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
+    if workers is not None and workers < 1:
+        raise RayUnavailable(f"--workers must be >= 1, got {workers}")
     if gpus:
         count = workers or gpus
+        if count > gpus:
+            raise RayUnavailable(f"the cluster has {gpus} GPUs: at most {gpus} GPU workers fit, not {count}")
         return count, {"num_gpus": 1, "num_cpus": 1}, 0
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     node_cpus = min((int(n["Resources"].get("CPU", 0)) for n in nodes), default=cpus) or 1
     count = workers or max(1, len(nodes))
+    if count > cpus:
+        raise RayUnavailable(f"the cluster has {cpus} CPUs and no GPU: at most {cpus} workers fit, not {count}")
     per_worker = max(1, min(node_cpus, cpus // count))
     return count, {"num_cpus": per_worker}, per_worker
 
@@ -201,7 +209,7 @@ def run_on_ray(
         if folder is not None:
             _check_cache_dir(ray, pool, folder)
         try:
-            pool.model = pool.identity()  # every worker loads its model now: a bad checkpoint fails here
+            pool.model = pool.same_on_each(model_identity)  # every worker loads its model now: a bad checkpoint fails here
         except RayTaskError as exc:
             raise RayUnavailable(f"a worker could not load the model: {exc.cause or exc}") from None
         yield pool

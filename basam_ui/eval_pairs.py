@@ -77,6 +77,11 @@ def make_prompt(kind: str, gt: np.ndarray, seed: int, stem: str) -> Prompt:
 # ---------------------------------------------------------------- one pair
 
 
+def row_stamp(segmenter: "Segmenter") -> tuple[tuple[str, Any], ...]:
+    """What the segmenter puts in every result row (and in its resume key): its model identity."""
+    return (("model", segmenter.model.identity),)
+
+
 @dataclass
 class PairOutcome:
     """The rows measured for one pair, or why it was skipped; encoder passes it took."""
@@ -93,7 +98,7 @@ class PairJob:
     Called with a Segmenter here or on a Ray worker (`basam_ui.distributed`)."""
 
     pair: Pair
-    model: str
+    stamp: tuple[tuple[str, Any], ...]  # columns every row gets: row_stamp(segmenter)
     todo: tuple[tuple[int, str, BASAMConfig, tuple[str, ...]], ...]
     prompts: tuple[str, ...]
     seed: int
@@ -105,7 +110,7 @@ class PairJob:
             image, gt, image_prompts = _load_case(load_image, self.pair, self.prompts, self.seed)
         except (ValueError, OSError) as exc:
             return PairOutcome(self.pair, skipped=str(exc))
-        base = {"model": self.model, "image": self.pair.image.name, "mask": self.pair.mask.name}
+        base = {**dict(self.stamp), "image": self.pair.image.name, "mask": self.pair.mask.name}
         rows = []
         calls = segmenter.encoder_calls
         for size, name, cfg, kinds in self.todo:

@@ -32,7 +32,7 @@ import numpy as np
 
 from .basam.config import BASAMConfig
 from .datasets import Pair, pair_folder
-from .eval_pairs import PROMPT_KINDS, PairJob
+from .eval_pairs import PROMPT_KINDS, PairJob, row_stamp
 
 if TYPE_CHECKING:
     from .distributed import WorkerPool
@@ -121,11 +121,11 @@ def run_eval(
     csv_path = out_dir / "results.csv"
     done = {_key(row): row for row in _read_results(csv_path)}
     skipped = [dict(s) for s in unpaired]
-    model = pool.model if pool is not None else segmenter.model.identity
+    stamp = pool.same_on_each(row_stamp) if pool is not None else row_stamp(segmenter)
     wanted: dict[Pair, list[tuple]] = {}
     jobs = []
     for pair in pairs:
-        base = {"model": model, "image": pair.image.name, "mask": pair.mask.name}
+        base = {**dict(stamp), "image": pair.image.name, "mask": pair.mask.name}
         keys = {
             (size, name, kind): _key({**base, "method": name, "beta": cfg.slope, "size": size, "prompt": kind})
             for size in sizes
@@ -140,7 +140,7 @@ def run_eval(
         ]
         todo = tuple(item for item in todo if item[3])
         if todo:
-            jobs.append(PairJob(pair, model, todo, tuple(prompts), seed))
+            jobs.append(PairJob(pair, stamp, todo, tuple(prompts), seed))
 
     new_rows = encoder_calls = 0
     outcomes = pool.map(jobs) if pool is not None else (job(segmenter) for job in jobs)

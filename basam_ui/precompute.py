@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from .basam.config import BASAMConfig
-from .datasets import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:
     from .segmenter import Segmenter
@@ -43,16 +42,17 @@ def settings_for(names: Sequence[str], beta: float) -> tuple[tuple[str, BASAMCon
 
 
 def list_images(sources: Sequence[str | os.PathLike]) -> list[Path]:
-    """Image files (by extension) in the given folders (not their sub-folders) and the given
-    files, absolute, sorted per folder, without repeats. Raises ValueError for a path that
+    """The image files in the given folders, found as `annotate` finds them (recursively,
+    hidden folders such as `.basam-ui` skipped; `project.scan.scan_folder`), and the given
+    files; absolute, sorted per folder, without repeats. Raises ValueError for a path that
     does not exist."""
+    from .project.scan import scan_folder
+
     found: dict[Path, None] = {}
     for source in sources:
         path = Path(source).expanduser().resolve()
         if path.is_dir():
-            for child in sorted(path.iterdir()):
-                if child.is_file() and child.suffix.lower() in IMAGE_EXTENSIONS:
-                    found[child] = None
+            found.update((path / rel, None) for rel in scan_folder(path).images)
         elif path.is_file():
             found[path] = None
         else:
@@ -216,7 +216,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not paths:
-        print(f"error: no image files ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.images)}", file=sys.stderr)
+        print(f"error: no image files in {' '.join(args.images)}", file=sys.stderr)
         return 1
     disk_bytes = int(args.cache_disk_gb * (1 << 30))
     planned = len(paths) * len(settings) * sum(embedding_bytes(s) for s in sizes)

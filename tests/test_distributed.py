@@ -121,3 +121,12 @@ def test_eval_on_ray_gives_the_rows_of_a_local_eval(tmp_path, capsys):
     for name in ("skipped.csv",):
         assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text()
     assert "d.png" in (tmp_path / "ray" / "skipped.csv").read_text()
+
+
+def test_worker_options_fit_the_cluster():
+    from basam_ui.distributed import RayUnavailable, worker_options
+
+    assert worker_options(ray, None) == (1, {"num_cpus": 2}, 2)  # one node of 2 CPUs: one worker using both
+    assert worker_options(ray, 2) == (2, {"num_cpus": 1}, 1)
+    with pytest.raises(RayUnavailable, match="at most 2 workers"):
+        worker_options(ray, 3)  # would wait forever for a CPU

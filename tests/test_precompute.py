@@ -41,25 +41,29 @@ def cache_files(folder: Path) -> list[Path]:
 
 def test_local_precompute_counts_resumes_and_feeds_a_segmenter(tmp_path, vit_t):
     images = make_folder(tmp_path / "photos")
+    images += make_folder(tmp_path / "photos" / "sub", shapes=((70, 90),))[:1]  # sub-folders count, as in annotate
+    make_folder(tmp_path / "photos" / ".hidden", shapes=((64, 64),))  # hidden folders (like .basam-ui) do not
     paths = list_images([tmp_path / "photos"])
-    assert [p.name for p in paths] == ["broken.jpg", "img0.png", "img1.png", "img2.png"]
+    assert [p.relative_to(tmp_path / "photos").as_posix() for p in paths] == [
+        "broken.jpg", "img0.png", "img1.png", "img2.png", "sub/broken.jpg", "sub/img0.png"
+    ]
     settings = settings_for(["vanilla", "basam"], beta=0.1)
     jobs = make_jobs(paths, SIZES, settings)
     cache_dir = tmp_path / "cache"
 
     first = run_jobs(jobs, Segmenter(vit_t, cache=EmbeddingCache(0, cache_dir)))
     items = len(images) * len(SIZES) * len(settings)
-    assert (first.images, first.encoded, first.cached, first.skipped, first.failed) == (4, items, 0, 1, 0)
+    assert (first.images, first.encoded, first.cached, first.skipped, first.failed) == (6, items, 0, 2, 0)
     assert "broken.jpg" in first.problems[0] and "not a readable image" in first.problems[0]
     assert len(cache_files(cache_dir)) == items and not list(cache_dir.glob("*.tmp"))
 
     again = run_jobs(jobs, Segmenter(vit_t, cache=EmbeddingCache(0, cache_dir)))
-    assert (again.encoded, again.cached, again.skipped) == (0, items, 1)
+    assert (again.encoded, again.cached, again.skipped) == (0, items, 2)
 
     cache_files(cache_dir)[0].unlink()  # an interrupted run: one item missing
     resumed = run_jobs(jobs, Segmenter(vit_t, cache=EmbeddingCache(0, cache_dir)))
     assert (resumed.encoded, resumed.cached) == (1, items - 1)
-    assert f"{resumed.encoded} encoded, {resumed.cached} already cached, 1 skipped" in resumed.text()
+    assert f"{resumed.encoded} encoded, {resumed.cached} already cached, 2 skipped" in resumed.text()
 
     from basam_ui.image_io import load_image
 
