@@ -173,6 +173,10 @@ def test_objects_layer_and_changed_or_missing_files(engine, project, tmp_path):
     Image.fromarray(np.zeros((120, 160, 3), np.uint8)).save(path)
     state = annotate.open_image(engine, project, state, state.image_id)
     assert "changed" in state.note and "changed!" in annotate_view.image_rows(project, state)[0][1]
+    with pytest.raises(AppError, match="changed"):
+        annotate.commit(engine, project, *prompted(engine, annotate.encode(engine, state, SETTINGS)), "lesion", SETTINGS)
+    state = annotate.resolve_changed(engine, project, state, keep=False)
+    assert project.objects(state.image_id) == [] and not project.image(state.image_id).changed
     project.file_path(project.image_by_path("d.png")).unlink()
     with pytest.raises(AppError, match="missing"):
         annotate.open_image(engine, project, state, project.image_by_path("d.png").id)

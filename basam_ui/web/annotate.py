@@ -137,6 +137,17 @@ def mark(engine: AppEngine, project, state: AnnotateState, status: str) -> Annot
     return replace(state, note=note)
 
 
+def resolve_changed(engine: AppEngine, project, state: AnnotateState, keep: bool) -> AnnotateState:
+    """The open image's file changed since its objects were drawn: accept the new file, keeping
+    its objects (`keep`) or dropping them; commits are taken again."""
+    _need_image(state)
+    if not project.image(state.image_id).changed:
+        raise AppError("this image's file has not changed since it was annotated")
+    project.resolve_changed(state.image_id, keep_objects=keep)
+    return replace(open_image(engine, project, state, state.image_id),
+                   note="objects kept for the new file" if keep else "old objects dropped")
+
+
 def touch(project, state: AnnotateState) -> None:
     """Keep this session's claim alive (any activity)."""
     if state.holder:
@@ -220,7 +231,7 @@ def commit(
     object of class `label`, replacing the reopened object if there is one. The prompts are
     cleared for the next object; the embeddings stay."""
     from ..loading import model_info
-    from ..project import Provenance
+    from ..project import ProjectError, Provenance
 
     _need_image(state)
     session = state.session
@@ -250,7 +261,7 @@ def commit(
         record = project.commit_object(
             state.image_id, mask, _label(project, label), provenance, replaces=state.reopened, holder=state.holder
         )
-    except ValueError as exc:  # ImageChangedError, a wrong size, an unknown class
+    except (ProjectError, ValueError) as exc:  # ImageChangedError, a wrong size, an unknown class
         raise AppError(str(exc)) from None
     return replace(state, session=_without_prompts(session), selected=record.id, reopened=None, started=None,
                    side="basam", note="")

@@ -86,6 +86,9 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     relabel_btn = gr.Button("Set class", elem_id="ann-relabel", size="sm")
                     reopen_btn = gr.Button("Reopen", elem_id="ann-reopen", size="sm")
                     delete_btn = gr.Button("Delete (Del)", elem_id="ann-delete", size="sm", variant="stop")
+                with gr.Row():
+                    keep_btn = gr.Button("Changed file: keep objects", elem_id="ann-keep", size="sm")
+                    drop_btn = gr.Button("drop them", elem_id="ann-drop", size="sm")
                 with gr.Accordion("Model settings", open=False):
                     model = gr.Dropdown(engine.model_types, value=engine.default_model, label="Model", elem_id="model",
                                         interactive=len(engine.model_types) > 1)
@@ -251,6 +254,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
         chain(prev_btn.click, moved(lambda s, d: annotate.go(engine, project, s, "prev")))
         chain(todo_btn.click, moved(lambda s, d: annotate.go(engine, project, s, "todo")))
         chain(done_btn.click, moved(lambda s, d: annotate.mark(engine, project, s, "done")))
+        chain(keep_btn.click, moved(lambda s, d: annotate.resolve_changed(engine, project, s, True)))
+        chain(drop_btn.click, moved(lambda s, d: annotate.resolve_changed(engine, project, s, False)))
         chain(skip_btn.click, moved(lambda s, d: annotate.mark(engine, project, s, "skipped")))
         select = images.select(on_image_select, {state, *settings_inputs}, everything, concurrency_id="models",
                                show_progress="minimal", api_visibility="private")
