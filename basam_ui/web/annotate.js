@@ -72,6 +72,10 @@ watch('objects', () => setObjects(props.objects));
 
 // -- brush and eraser: strokes in original pixels, captured before the canvas's own handlers
 function setTool(tool) { ann.tool = ann.tool === tool ? 'prompt' : tool; canvas.style.cursor = ann.tool === 'prompt' ? '' : 'cell'; draw(); }
+stage.addEventListener('pointerdown', () => {  // the canvas takes no focus: leave the text field, so keys act
+  const active = document.activeElement;
+  if (active && active !== document.body && typing({target: active})) active.blur();
+}, true);
 stage.addEventListener('pointerdown', ev => {
   if (ann.tool === 'prompt' || ev.button !== 0 || st.space || !value() || !st.display) return;
   ev.stopPropagation(); ev.preventDefault();

@@ -53,7 +53,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
         gr.Markdown(RANDOM_WEIGHTS_WARNING, elem_id="weights-warning", visible=engine.random_weights)
         message = gr.Markdown("", elem_id="message")
         with gr.Row():
-            with gr.Column(scale=1, min_width=260):
+            with gr.Column(scale=1, min_width=320):
                 name = gr.Textbox(label="Annotator", placeholder="your name (kept by this browser)", elem_id="ann-name")
                 progress = gr.Markdown("", elem_id="ann-progress")
                 with gr.Row():
@@ -66,6 +66,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 images = gr.Dataframe(
                     headers=["image", "status", "objects"], datatype=["str", "str", "number"],
                     interactive=False, elem_id="ann-images", label="Images (click one to open it)", wrap=True,
+                    column_widths=["52%", "34%", "14%"],
                 )
             with gr.Column(scale=3):
                 canvas = PromptCanvas(None, extensions=["annotate.js"], objects=None, elem_id="canvas")
