@@ -143,6 +143,7 @@ def test_two_sessions_get_different_images_and_done_moves_on(engine, project):
     assert one.holder != two.holder and one.image_id != two.image_id
     rows = annotate_view.image_rows(project, one)
     assert any("open by bob" in row[1] for row in rows) and rows[0][0].startswith("▶ ")
+    assert [row[0] for row in annotate_view.image_rows(project, two, limit=2)] == ["a.png", "▶ b.png"]
     one = annotate.mark(engine, project, one, "done")
     assert one.image_id not in (two.image_id, project.image_by_path("a.png").id)
     assert project.image_by_path("a.png").status == "done" and "1 / 4 done" in annotate_view.progress_text(project)

@@ -65,7 +65,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     skip_btn = gr.Button("Skip", elem_id="ann-skip", size="sm")
                 images = gr.Dataframe(
                     headers=["image", "status", "objects"], datatype=["str", "str", "number"],
-                    interactive=False, elem_id="ann-images", label="Images (click one to open it)", wrap=True,
+                    interactive=False, elem_id="ann-images", label="Images (click one to open it; the 200 around the open one)", wrap=True,
                     column_widths=["52%", "34%", "14%"],
                 )
             with gr.Column(scale=3):
@@ -207,13 +207,14 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             return report_markdown(project_figures(project), "Project report").replace("# Project report\n", "", 1)
 
         def on_image_select(data, evt: gr.SelectData, request: gr.Request):
-            row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-            listed = project.images()
+            path = str((evt.row_value or [""])[0]).removeprefix(annotate_view.OPEN_MARK)
 
             def event(st, _data, report):
-                if not 0 <= int(row) < len(listed):
-                    raise AppError("pick an image in the list")
-                return moved(lambda s, d: annotate.open_image(engine, project, s, listed[int(row)].id))(st, _data, report)
+                try:
+                    image = project.image_by_path(path)
+                except KeyError:
+                    raise AppError("pick an image in the list") from None
+                return moved(lambda s, d: annotate.open_image(engine, project, s, image.id))(st, _data, report)
 
             return guarded(event)(data, request)
 

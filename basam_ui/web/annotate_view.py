@@ -12,6 +12,7 @@ import numpy as np
 from . import compare, render
 from .annotate import SIDE_NAMES, AnnotateState
 
+OPEN_MARK = "▶ "
 STATUS_TEXT = {"todo": "to do", "in_progress": "in progress", "done": "done", "skipped": "skipped"}
 # distinct colours for objects (Tableau 10 then lighter ones), chosen by list position
 OBJECT_COLOURS = (
@@ -19,6 +20,7 @@ OBJECT_COLOURS = (
     (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172), (31, 119, 180), (44, 160, 44),
     (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207),
 )
+LIST_LIMIT = 200  # rows of the image list
 MAX_DRAWN = 127  # objects drawn apart on the canvas (pixel value k + 1 inside, 128 + k + 1 on the edge)
 FILL_ALPHA, EDGE_ALPHA = 90, 255
 
@@ -33,12 +35,18 @@ def class_choice(labels: list[str], name: str) -> Optional[str]:
     return choices[labels.index(name)] if name in labels else (choices[0] if choices else None)
 
 
-def image_rows(project, state: AnnotateState) -> list[list]:
+def image_rows(project, state: AnnotateState, limit: int = LIST_LIMIT) -> list[list]:
     """Rows [image, status, objects] of the image list; flags for missing and changed files,
-    images open in another session, and the one open here (▶)."""
+    images open in another session, and the one open here (▶). A project of more than
+    `limit` images lists the `limit` around the open one (a page stays quick at 5,000)."""
     others = project.claimed_by_others(state.holder or None)
+    images = project.images()
+    if len(images) > limit:
+        here = next((k for k, image in enumerate(images) if image.id == state.image_id), 0)
+        first = min(max(0, here - limit // 2), len(images) - limit)
+        images = images[first : first + limit]
     rows = []
-    for image in project.images():
+    for image in images:
         status = STATUS_TEXT.get(image.status, image.status)
         if image.missing:
             status += " · missing"
@@ -46,7 +54,7 @@ def image_rows(project, state: AnnotateState) -> list[list]:
             status += " · changed!"
         if image.id in others:
             status += f" · open by {others[image.id] or 'another session'}"
-        name = ("▶ " if image.id == state.image_id else "") + image.path
+        name = (OPEN_MARK if image.id == state.image_id else "") + image.path
         rows.append([name, status, image.object_count])
     return rows
 
