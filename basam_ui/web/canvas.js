@@ -54,7 +54,7 @@ function toClient(x, y) {
 function loadImage(v) {
   st.key = v.image.url; st.W = v.image.width; st.H = v.image.height;
   st.display = null; st.full = null; st.fullState = 'none'; st.fullTries = 0;
-  st.masks = null; st.layers = new Map(); st.pending.clear(); st.fitted = false;
+  st.masks = null; dropLayers(); st.pending.clear(); st.fitted = false;
   const img = new Image();
   img.onload = () => { if (st.key === v.image.url) { st.display = img; fit(); root.dataset.ready = '1'; } };
   img.src = resolve(v.image.url);
@@ -122,14 +122,18 @@ function ensureLayers(kinds) {  // start decoding the layers a view needs; true 
     if (st.layers.has(kind)) { if (!(st.layers.get(kind) instanceof ImageBitmap)) ready = false; continue; }
     ready = false;
     st.layers.set(kind, recolor(m.bytes, kind).then(bitmap => {
-      if (st.masks === m) { st.layers.set(kind, bitmap); draw(); }
+      if (st.masks === m) { st.layers.set(kind, bitmap); draw(); } else bitmap.close();
     }));
   }
   return ready;
 }
+function dropLayers() {  // free the decoded layers of the masks being replaced
+  for (const layer of st.layers.values()) if (layer instanceof ImageBitmap) layer.close();
+  st.layers = new Map();
+}
 async function setMasks(m) {
   if (!m || !m.png) {
-    st.masks = null; st.layers = new Map(); draw(); st.drawn++; root.dataset.drawn = st.drawn; return;
+    st.masks = null; dropLayers(); draw(); st.drawn++; root.dataset.drawn = st.drawn; return;
   }
   if (m.url !== st.key) return;  // for an image no longer shown
   const received = performance.now();
@@ -138,6 +142,7 @@ async function setMasks(m) {
   const next = {...m, bytes}, kinds = kindsFor(st.view);
   const bitmaps = await Promise.all(kinds.map(kind => recolor(bytes, kind)));
   if (m.url !== st.key) return;
+  dropLayers();
   st.masks = next; st.layers = new Map(kinds.map((kind, k) => [kind, bitmaps[k]]));
   draw();
   const pending = st.pending.get(m.rev);

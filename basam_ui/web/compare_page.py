@@ -207,14 +207,16 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             return {download: gr.update(value=exported, interactive=exported is not None)}
 
         def listen(trigger, fn, inputs, **kwargs):
-            """A page event (progress on the status line, not over the canvas), then the
-            Download file for what it shows, on a queue of its own."""
-            event = _listen(trigger, fn, inputs, outputs=page_outputs, concurrency_id="models", show_progress_on=[status], **kwargs)
-            event.then(
-                refresh_download, common_inputs, [download], concurrency_id="export", show_progress="hidden",
-                api_visibility="private",
-            )
-            return event
+            """A page event (progress on the status line, not over the canvas)."""
+            return _listen(trigger, fn, inputs, outputs=page_outputs, concurrency_id="models", show_progress_on=[status], **kwargs)
+
+        # the Download file for what the page shows, made after each event has answered, on
+        # a queue of its own; a listener of its own (not a .then of each event), so a click
+        # never waits for the export of the click before it
+        state.change(
+            refresh_download, common_inputs, [download], trigger_mode="always_last", concurrency_id="export",
+            show_progress="hidden", api_visibility="private",
+        )
 
         # an upload shows the image at once, then encodes it (with progress) in a second step;
         # a file that is no image is taken off the upload control, so another can be picked
