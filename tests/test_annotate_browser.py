@@ -40,8 +40,11 @@ def test_annotate_commit_classes_brush_reload_export(server, project_dir, tmp_pa
         page.wait_for_function("() => document.querySelector('#ann-class input[type=radio]:checked')?.value?.includes('vessel')"
                                " || document.querySelectorAll('#ann-class input[type=radio]')[1].checked")
         ann.click(490, 200)
+        page.keyboard.press("s")  # commit SAM's mask: the view follows
+        assert ann.js("root.bc.state().view") == "sam"
         page.keyboard.press("Enter")
         ann.wait_objects(2)
+        page.wait_for_function("() => document.querySelector('#canvas .bc-root').bc.state().view === 'basam'")
         page.keyboard.press("d")  # the next image
         ann.wait_status("img1.png", "click the image")
         ann.wait_objects(0)
@@ -83,7 +86,7 @@ def test_annotate_commit_classes_brush_reload_export(server, project_dir, tmp_pa
 
     with Project.open(project_dir, readonly=True, create=False, scan=False) as project:
         by_path = {image.path: project.objects(image.id) for image in project.images()}
-    assert [o.label for o in by_path["img0.png"]] == ["lesion", "vessel"]
+    assert [(o.label, o.provenance.side) for o in by_path["img0.png"]] == [("lesion", "basam"), ("vessel", "sam")]
     [boxed] = by_path["img1.png"]
     assert boxed.provenance.brushed and boxed.provenance.brush_edits == 1 and boxed.provenance.prompts["box"] is not None
     # the stroke painted row 40 from x=100 to x=300 (8 px wide) at full resolution
