@@ -93,3 +93,10 @@ class AnnotatePage:
         return self.page.evaluate(
             "() => [...document.querySelectorAll('#ann-images [role=row]')].slice(1)"
             ".map(r => r.innerText.split('\\n').map(c => c.trim()).filter(c => c))")
+
+    def pixel(self, x: int, y: int) -> list[int]:
+        """The canvas's RGB at the centre of original pixel (x, y)."""
+        return self.js(
+            f"(() => {{ const s = root.bc.state(), c = root.querySelector('canvas'), d = window.devicePixelRatio || 1;"
+            f" const px = Math.floor(s.tx * d + ({x} + 0.5) * s.scale), py = Math.floor(s.ty * d + ({y} + 0.5) * s.scale);"
+            f" return [...c.getContext('2d').getImageData(px, py, 1, 1).data.slice(0, 3)]; }})()")

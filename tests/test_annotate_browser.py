@@ -9,10 +9,13 @@ import io
 import json
 import zipfile
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from annotate_browser import AnnotatePage, make_project, serve_project
 from basam_ui.project import Project
+from basam_ui.web.annotate_view import OBJECT_COLOURS
 from browser import launch_chromium
 
 
@@ -36,6 +39,16 @@ def test_annotate_commit_classes_brush_reload_export(server, project_dir, tmp_pa
         ann.wait_masks()
         page.keyboard.press("Enter")
         ann.wait_objects(1)
+        # the committed object is drawn in its colour over the image (random weights: find it in the database)
+        with Project.open(project_dir, readonly=True, create=False, scan=False) as project:
+            [first] = project.all_objects()
+        y, x = np.argwhere(first.mask())[len(np.argwhere(first.mask())) // 2]
+        original = np.asarray(Image.open(project_dir / "img0.png"))[y, x].astype(int)
+        page.wait_for_function("() => document.querySelector('#canvas .bc-root').bc.state().masks === null")
+        drawn = np.array(ann.pixel(x, y))
+        towards = np.array(OBJECT_COLOURS[0]) - original  # the fill is 35% opaque, the outline opaque;
+        moved = (drawn - original) @ towards / (towards @ towards)  # at fit the two average out
+        assert 0.25 <= moved <= 1.05, (drawn, original)
         page.keyboard.press("2")  # class 2 (vessel)
         page.wait_for_function("() => document.querySelector('#ann-class input[type=radio]:checked')?.value?.includes('vessel')"
                                " || document.querySelectorAll('#ann-class input[type=radio]')[1].checked")
