@@ -37,7 +37,15 @@ def main(args: argparse.Namespace) -> int:
         from .bench_project import run_project_bench
 
         return run_project_bench(args)
-    raise ValueError(f"unknown benchmark {args.bench!r}: choose encoder, prompt or project")
+    if args.bench == "agreement":
+        from .bench_agreement import run_agreement_bench
+
+        return run_agreement_bench(args)
+    if args.bench == "attention":
+        from .bench_attention import run_attention_bench
+
+        return run_attention_bench(args)
+    raise ValueError(f"unknown benchmark {args.bench!r}: choose encoder, prompt, attention, agreement or project")
 
 
 @dataclass
@@ -51,6 +59,7 @@ class CaseResult:
     peak_bytes: Optional[int] = None
     baseline_bytes: Optional[int] = None
     note: str = ""
+    precision: str = "fp32"  # as resolved: fp32, bf16 or fp16
 
 
 def run_encoder_bench(args: argparse.Namespace) -> int:
@@ -69,19 +78,20 @@ def run_encoder_bench(args: argparse.Namespace) -> int:
         return 2
     device = str(args.device or default_device())
     variants = [v for v in VARIANTS if v in args.variants]
+    precisions = list(dict.fromkeys(getattr(args, "precision", None) or ["fp32"]))
     print(_header(device, args.checkpoint_dir, args.models, beta, args.repeats))
     failed = False
     for model in args.models:
         for size in sizes:
             rows = []
-            for variant in variants:
+            for variant, precision in [(v, p) for v in variants for p in (["fp32"] if v == "stock" else precisions)]:
                 skip = _stock_skip_reason(model, size, device) if variant == "stock" else None
                 if skip:
                     print(f"[bench] {model} S={size} stock: {skip}", file=sys.stderr)
                     rows.append(CaseResult(model, size, variant, note=skip))
                     continue
-                print(f"[bench] {model} S={size} {variant}: running ...", file=sys.stderr, flush=True)
-                row = _run_case(model, size, variant, beta, device, args.repeats, args.checkpoint_dir)
+                print(f"[bench] {model} S={size} {variant} {precision}: running ...", file=sys.stderr, flush=True)
+                row = _run_case(model, size, variant, beta, device, args.repeats, args.checkpoint_dir, precision)
                 failed |= row.seconds is None
                 print(f"[bench] {model} S={size} {variant}: {_describe(row)}", file=sys.stderr, flush=True)
                 rows.append(row)
@@ -115,14 +125,15 @@ def _gb(value: Optional[int]) -> str:
 
 
 def format_table(rows: list[CaseResult], beta: float) -> str:
-    """The rows of one model and size as a text table with ours/stock ratios, and BA-SAM's
-    time over ours-vanilla (the cost of the method itself, also where stock cannot run)."""
+    """The rows of one model and size as a text table with ours/stock ratios, BA-SAM's time
+    over ours-vanilla at the same precision (the cost of the method itself, also where stock
+    cannot run), and each lower-precision row's time over the fp32 row of its variant."""
     labels = {"stock": "stock encoder", "vanilla": "ours, vanilla", "basam": f"ours, BA-SAM (beta={beta:g})"}
-    stock = next((r for r in rows if r.variant == "stock" and r.seconds is not None), None)
-    vanilla = next((r for r in rows if r.variant == "vanilla" and r.seconds is not None), None)
+    done = [r for r in rows if r.seconds is not None]
+    stock = next((r for r in done if r.variant == "stock"), None)
     lines = [
         f"{'model':6} {'S':>5}  {'encoder':28} {'time s':>8} {'peak GB':>8} {'base GB':>8} {'time/stock':>10} "
-        f"{'mem/stock':>9} {'time/vanilla':>12}"
+        f"{'mem/stock':>9} {'time/vanilla':>12} {'precision':>9} {'time/fp32':>9}"
     ]
     for row in rows:
         label = labels[row.variant]
@@ -134,10 +145,14 @@ def format_table(rows: list[CaseResult], beta: float) -> str:
             time_ratio = f"{row.seconds / stock.seconds:.2f}"
             if row.peak_bytes and stock.peak_bytes:
                 mem_ratio = f"{row.peak_bytes / stock.peak_bytes:.2f}"
+        vanilla = next((r for r in done if r.variant == "vanilla" and r.precision == row.precision), None)
         vs_vanilla = f"{row.seconds / vanilla.seconds:.2f}" if row.variant == "basam" and vanilla else "-"
+        fp32 = next((r for r in done if r.variant == row.variant and r.precision == "fp32"), None)
+        vs_fp32 = f"{row.seconds / fp32.seconds:.2f}" if fp32 is not None and row is not fp32 else "-"
         lines.append(
             f"{row.model:6} {row.size:>5}  {label:28} {row.seconds:>8.2f} {_gb(row.peak_bytes):>8} "
-            f"{_gb(row.baseline_bytes):>8} {time_ratio:>10} {mem_ratio:>9} {vs_vanilla:>12}"
+            f"{_gb(row.baseline_bytes):>8} {time_ratio:>10} {mem_ratio:>9} {vs_vanilla:>12} {row.precision:>9} "
+            f"{vs_fp32:>9}"
         )
     return "\n".join(lines) + "\n"
 
@@ -175,11 +190,18 @@ def _available_bytes(device: str) -> Optional[int]:
 
 
 def _run_case(
-    model: str, size: int, variant: str, beta: float, device: str, repeats: int, checkpoint_dir: Optional[str]
+    model: str,
+    size: int,
+    variant: str,
+    beta: float,
+    device: str,
+    repeats: int,
+    checkpoint_dir: Optional[str],
+    precision: str = "fp32",
 ) -> CaseResult:
     """Run one case in a fresh subprocess and parse the JSON line it prints last."""
     spec = dict(model=model, size=size, variant=variant, beta=beta, device=device, repeats=repeats,
-                checkpoint_dir=checkpoint_dir)
+                checkpoint_dir=checkpoint_dir, precision=precision)
     command = [sys.executable, "-c", "import sys; from basam_ui.bench import case_worker; sys.exit(case_worker())"]
     proc = subprocess.run(command, input=json.dumps(spec), stdout=subprocess.PIPE, text=True)
     lines = proc.stdout.strip().splitlines()
@@ -187,19 +209,29 @@ def _run_case(
         reason = "killed (out of memory?)" if proc.returncode in (-9, 137) else f"exit code {proc.returncode}"
         return CaseResult(model, size, variant, note=f"failed ({reason})")
     found = json.loads(lines[-1])
-    return CaseResult(model, size, variant, found["seconds"], found["peak_bytes"], found["baseline_bytes"])
+    return CaseResult(
+        model, size, variant, found["seconds"], found["peak_bytes"], found["baseline_bytes"], precision=found["precision"]
+    )
 
 
 def case_worker() -> int:
     """Subprocess side of `_run_case`: read a JSON spec on stdin, time the case, print JSON."""
     import torch
 
+    from .precision import autocast, resolve_precision
+
     spec = json.loads(sys.stdin.read())
     device = torch.device(spec["device"])
     size, variant = spec["size"], spec["variant"]
+    precision = resolve_precision(spec.get("precision", "fp32"), device)
     sam = _load_model(spec["model"], spec["checkpoint_dir"], device)
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
-    run, restore = _case_runner(sam, variant, spec["beta"])
+    run_fp32, restore = _case_runner(sam, variant, spec["beta"])
+
+    def run(x):
+        with autocast(precision, device):
+            return run_fp32(x)
+
     try:
         # one warm-up where it is cheap: at the size itself up to 1024 or on a GPU, else a
         # small one that still loads every kernel
@@ -219,7 +251,8 @@ def case_worker() -> int:
         peak_bytes = peak.stop()
     finally:
         restore()
-    print(json.dumps(dict(seconds=statistics.median(times), peak_bytes=peak_bytes, baseline_bytes=baseline)))
+    print(json.dumps(dict(seconds=statistics.median(times), peak_bytes=peak_bytes, baseline_bytes=baseline,
+                          precision=precision)))  # fmt: skip
     return 0
 
 

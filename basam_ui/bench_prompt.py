@@ -53,8 +53,11 @@ def _sync(device: torch.device) -> None:
 
 
 def run_prompt_bench(args: argparse.Namespace) -> int:
-    """Print a table of encode time and predict p50/p95 per model and size."""
+    """Print a table of encode time and predict p50/p95 per model, size, precision and mask
+    path ("all": every candidate at full resolution, the old path; "best": only the chosen
+    one), the cases interleaved prompt by prompt, with p50 ratios to the first case."""
     device = torch.device(args.device) if args.device else default_device()
+    precisions = list(dict.fromkeys(getattr(args, "precision", None) or ["fp32", "auto"]))
     image = bench_image()
     height, width = image.shape[:2]
     prompts = random_prompts(args.predictions, height, width)
@@ -62,25 +65,36 @@ def run_prompt_bench(args: argparse.Namespace) -> int:
     for model_type in args.models:
         sam = official_or_random(model_type, device, args.checkpoint_dir)
         for size in args.sizes:
-            print(f"[bench prompt] {model_type} S={size}: encoding...", file=sys.stderr, flush=True)
-            seg = Segmenter(sam, cache_bytes=1 << 30)
-            embedding = seg.embed(image, size, BASAMConfig())
-            seg.predict_with(embedding, **prompts[0])  # warm-up
-            latencies = []
+            cases = []
+            for precision in precisions:
+                seg = Segmenter(sam, cache_bytes=1 << 30, precision=precision)
+                print(f"[bench prompt] {model_type} S={size} {precision}: encoding...", file=sys.stderr, flush=True)
+                embedding = seg.embed(image, size, BASAMConfig())
+                for full_res in ("all", "best"):
+                    seg.predict_with(embedding, **prompts[0], full_res=full_res)  # warm-up
+                    cases.append((seg, embedding, full_res, []))
             for prompt in prompts:
-                _sync(device)
-                started = time.perf_counter()
-                seg.predict_with(embedding, **prompt, multimask_output=True)
-                _sync(device)
-                latencies.append(time.perf_counter() - started)
-            assert seg.encoder_calls == 1, "a prediction re-encoded the image"
-            p50, p95 = np.percentile(latencies, [50, 95]) * 1000
-            rows.append((model_type, size, embedding.encode_seconds, p50, p95, seg.encoder_calls))
+                for seg, embedding, full_res, latencies in cases:
+                    _sync(device)
+                    started = time.perf_counter()
+                    seg.predict_with(embedding, **prompt, multimask_output=True, full_res=full_res)
+                    _sync(device)
+                    latencies.append(time.perf_counter() - started)
+            first = None
+            for seg, embedding, full_res, latencies in cases:
+                assert seg.encoder_calls == 1, "a prediction re-encoded the image"
+                p50, p95 = np.percentile(latencies, [50, 95]) * 1000
+                first = first or p50
+                precision = f"{seg.precision} (encoder {seg.encoder_precision}, decoder {seg.decoder_precision})"
+                rows.append((model_type, size, precision, full_res, embedding.encode_seconds, p50, p95, p50 / first,
+                             seg.encoder_calls))  # fmt: skip
         del sam
     print(f"\npredict latency with a warm cache on {device} (image {width}x{height}, "
-          f"{args.predictions} mixed prompts, multimask, masks at full resolution)\n")
-    print("| model | S | encode (s) | predict p50 (ms) | predict p95 (ms) | encoder passes |")
-    print("|---|---|---|---|---|---|")
-    for model_type, size, encode_s, p50, p95, calls in rows:
-        print(f"| {model_type} | {size} | {encode_s:.2f} | {p50:.1f} | {p95:.1f} | {calls} |")
+          f"{args.predictions} mixed prompts, multimask; masks: all = every candidate at full resolution, "
+          f"best = only the highest-scoring one; cases interleaved)\n")  # fmt: skip
+    print("| model | S | precision | masks | encode (s) | predict p50 (ms) | predict p95 (ms) | p50 / first | encoder passes |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for model_type, size, precision, full_res, encode_s, p50, p95, ratio, calls in rows:
+        print(f"| {model_type} | {size} | {precision} | {full_res} | {encode_s:.2f} | {p50:.1f} | {p95:.1f} | "
+              f"{ratio:.2f} | {calls} |")  # fmt: skip
     return 0

@@ -42,16 +42,19 @@ PROJECT_CACHE = Path(".basam-ui") / "cache"
 
 @dataclass(frozen=True)
 class EmbeddingKey:
-    """What an image embedding depends on: image content, model, encoder size, setting."""
+    """What an image embedding depends on: image content, model, encoder size, setting, and
+    the precision the encoder ran in ("fp32", "bf16", "fp16"): embeddings made at another
+    precision are never reused."""
 
     image_hash: str
     model: str
     size: int
     config: BASAMConfig
+    precision: str = "fp32"
 
     def filename(self) -> str:
         """A stable file name for the disk cache."""
-        text = f"{self.image_hash}|{self.model}|{self.size}|{self.config.nsf}|{self.config.bmam}|{self.config.beta!r}"
+        text = f"{self.image_hash}|{self.model}|{self.size}|{self.config.nsf}|{self.config.bmam}|{self.config.beta!r}|{self.precision}"
         return hashlib.sha256(text.encode()).hexdigest()[:40] + SUFFIX
 
 

@@ -12,6 +12,11 @@ from .checkpoints import CHECKPOINT_DIR_ENV, DEFAULT_MODEL_TYPE, MODEL_TYPES
 
 DEFAULT_DISK_GB = 50.0  # = basam_ui.cache.DEFAULT_DISK_GB (not imported: cache.py imports torch)
 SETTING_NAMES = ("vanilla", "basam", "nsf", "bmam")  # = basam_ui.precompute.SETTING_NAMES
+PRECISIONS = ("auto", "fp32", "bf16")
+PRECISION_HELP = (
+    "image encoder precision: auto (bf16 on CPUs with AVX512-BF16/AMX and on CUDA, fp32 elsewhere), "
+    "fp32, or bf16 (encoder and mask decoder)"
+)
 
 
 def _add_model_options(p: argparse.ArgumentParser, *, model_default: Optional[str]) -> None:
@@ -35,6 +40,7 @@ def _add_model_options(p: argparse.ArgumentParser, *, model_default: Optional[st
         action="store_true",
         help="use seeded untrained weights instead of a checkpoint (for trying things out; masks are meaningless)",
     )
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP + " (default: auto)")
 
 
 def _add_disk_cache_option(p: argparse.ArgumentParser) -> None:
@@ -165,7 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
         "else ~/.cache/basam-ui/checkpoints)",
     )
 
-    bench = sub.add_parser("bench", help="benchmarks (encoder, prompt, project)", description="Benchmarks that print tables.")
+    bench = sub.add_parser(
+        "bench", help="benchmarks (encoder, prompt, attention, agreement, project)",
+        description="Benchmarks that print tables.",
+    )
     bench_sub = bench.add_subparsers(dest="bench", metavar="WHAT", required=True)
     enc = bench_sub.add_parser(
         "encoder",
@@ -186,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--repeats", type=int, default=3, help="timed repeats per case; the median is reported (default: 3)")
         p.add_argument("--device", help="torch device (default: CUDA, then MPS, then CPU)")
         p.add_argument("--checkpoint-dir", metavar="DIR", help="use official checkpoints from here when present")
+        p.add_argument(
+            "--precision", nargs="+", choices=PRECISIONS, default=["fp32", "auto"],
+            help="precisions to run, interleaved, with ratios to the first (default: fp32 auto)",
+        )  # fmt: skip
     enc.add_argument(
         "--variants",
         nargs="+",
@@ -206,6 +219,32 @@ def build_parser() -> argparse.ArgumentParser:
     proj.add_argument("--images", type=int, default=200, help="images exported (default: 200)")
     proj.add_argument("--objects", type=int, default=5, help="objects per exported image (default: 5)")
     proj.add_argument("--size", type=int, default=2048, metavar="PX", help="exported images' long side (default: 2048)")
+    att = bench_sub.add_parser(
+        "attention",
+        help="one vit_b global-attention block: fp32 vs the bf16 path",
+        description="Time one vit_b global-attention block (12 heads, d 64, BA-SAM beta 0.1, random inputs) in "
+        "fp32 (chunked SDPA) and in bf16 (the CPU bf16 path), interleaved, with the bf16/fp32 ratio and the "
+        "bf16 output's error against fp32.",
+    )
+    att.add_argument("--sizes", nargs="+", type=int, default=[2048, 4096], metavar="S", help="input sizes (default: 2048 4096)")
+    att.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest is reported (default: 2)")
+    agr = bench_sub.add_parser(
+        "agreement",
+        help="mask agreement of auto/bf16 with fp32 on photos",
+        description="Pixel agreement between masks decoded under each --precision and under fp32, over the given "
+        "photos x mixed prompts (random weights, randomised position tables).",
+    )
+    agr.add_argument("--images", nargs="+", required=True, metavar="PATH", help="photographs to segment")
+    agr.add_argument(
+        "--models", nargs="+", choices=MODEL_TYPES + ("small_vit",), default=["vit_t", "small_vit"],
+        help="models (small_vit: a 4-block random ViT; default: vit_t small_vit)",
+    )  # fmt: skip
+    agr.add_argument("--sizes", nargs="+", type=int, default=[1024, 2048], metavar="S", help="input sizes (default: 1024 2048)")
+    agr.add_argument("--prompts", type=int, default=5, help="mixed prompts per photo (default: 5)")
+    agr.add_argument(
+        "--precision", nargs="+", choices=("auto", "bf16"), default=["auto", "bf16"],
+        help="precisions compared with fp32 (default: auto bf16)",
+    )  # fmt: skip
 
     ev = sub.add_parser(
         "eval",

@@ -70,13 +70,16 @@ def decode_masks(
     boxes: Optional[torch.Tensor],
     mask_input: Optional[torch.Tensor],
     multimask_output: bool,
+    image_pe: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-res mask logits (1, C, S/4, S/4) and predicted IoUs (1, C) for an image embedding
-    (1, 256, S/16, S/16); prompts as in `embed_prompts`."""
+    (1, 256, S/16, S/16); prompts as in `embed_prompts`. `image_pe` is `dense_pe(...)` for
+    the embedding's grid (computed here when None)."""
     grid = embedding.shape[-1]
     size = grid * 16
     sparse, dense = embed_prompts(sam.prompt_encoder, size, points, labels, boxes, mask_input)
-    image_pe = sam.prompt_encoder.pe_layer((grid, grid)).unsqueeze(0)
+    if image_pe is None:
+        image_pe = dense_pe(sam.prompt_encoder, grid)
     return sam.mask_decoder(
         image_embeddings=embedding,
         image_pe=image_pe,
@@ -84,6 +87,12 @@ def decode_masks(
         dense_prompt_embeddings=dense,
         multimask_output=multimask_output,
     )
+
+
+def dense_pe(prompt_encoder: nn.Module, grid: int) -> torch.Tensor:
+    """The dense positional encoding (1, 256, grid, grid) the mask decoder adds to the image
+    embedding: the same for every prompt on a grid, so callers may keep it."""
+    return prompt_encoder.pe_layer((grid, grid)).unsqueeze(0)
 
 
 def logits_to_image(

@@ -78,8 +78,9 @@ def make_prompt(kind: str, gt: np.ndarray, seed: int, stem: str) -> Prompt:
 
 
 def row_stamp(segmenter: "Segmenter") -> tuple[tuple[str, Any], ...]:
-    """What the segmenter puts in every result row (and in its resume key): its model identity."""
-    return (("model", segmenter.model.identity),)
+    """What the segmenter puts in every result row (and in its resume key): its model identity
+    and the precision its image encoder runs in."""
+    return (("model", segmenter.model.identity), ("precision", segmenter.encoder_precision))
 
 
 @dataclass

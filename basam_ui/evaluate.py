@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .distributed import WorkerPool
     from .segmenter import Segmenter
 RESULT_COLUMNS = (
-    "model", "image", "mask", "method", "nsf", "bmam", "beta", "size", "prompt", "prompt_xy",
+    "model", "precision", "image", "mask", "method", "nsf", "bmam", "beta", "size", "prompt", "prompt_xy",
     "height", "width", "mae", "iou", "dice", "score", "encode_s", "predict_s",
 )  # fmt: skip
 SUMMARY_COLUMNS = ("model", "prompt", "method", "size", "images", "mae", "delta_diff", "iou", "dice", "encode_s")
@@ -95,8 +95,9 @@ def run_eval(
     """Evaluate every pair (the first `limit`) at every size with every method and prompt.
 
     `segmenter` is a `basam_ui.segmenter.Segmenter` (None with `pool`: the pairs are
-    measured on Ray workers, `basam_ui.distributed`); the model's identity goes in the CSV,
-    so rows of other weights are never reused. Rows are written as pairs finish. Each (image, size, method) is encoded once
+    measured on Ray workers, `basam_ui.distributed`); its model's identity and encoder
+    precision go in the CSV, so rows of other weights or another precision are never reused.
+    Rows are written as pairs finish. Each (image, size, method) is encoded once
     for all prompts, and not at all when results.csv already has all its rows. Unreadable
     images or masks and empty masks are reported on stderr and in skipped.csv, not fatal.
     """
@@ -143,20 +144,23 @@ def run_eval(
             jobs.append(PairJob(pair, stamp, todo, tuple(prompts), seed))
 
     new_rows = encoder_calls = 0
+    skipped_now: dict[Pair, str] = {}
+    order = {pair: i for i, pair in enumerate(wanted)}
     outcomes = pool.map(jobs) if pool is not None else (job(segmenter) for job in jobs)
     with _ResultWriter(csv_path) as writer:
         for outcome in tqdm(outcomes, total=len(jobs), desc="eval", unit="image", disable=not progress, file=sys.stderr):
             encoder_calls += outcome.encoder_calls
             if outcome.skipped is not None:  # unreadable, empty or mismatched: skip the image
-                pair = outcome.pair
-                skipped.append({"image": pair.image.name, "mask": pair.mask.name, "reason": outcome.skipped})
-                tqdm.write(f"skipped {pair.image.name}: {outcome.skipped}", file=sys.stderr)
-                del wanted[pair]
+                tqdm.write(f"skipped {outcome.pair.image.name}: {outcome.skipped}", file=sys.stderr)
+                skipped_now[outcome.pair] = outcome.skipped
             for row in outcome.rows:
                 writer.write(row)
                 done[_key(row)] = row
                 new_rows += 1
 
+    for pair, reason in sorted(skipped_now.items(), key=lambda item: order[item[0]]):  # in pair order, however they came
+        skipped.append({"image": pair.image.name, "mask": pair.mask.name, "reason": reason})
+        del wanted[pair]
     rows = [done[key] for keys in wanted.values() for key in keys]
     summary = summarise(rows)
     files = {
@@ -173,7 +177,8 @@ def run_eval(
 
 def _key(row: Mapping[str, Any]) -> tuple:
     """What identifies a result: a re-run skips rows whose key is already in results.csv."""
-    return (row["model"], row["image"], row["method"], float(row["beta"]), int(row["size"]), row["prompt"])
+    return (row["model"], row["precision"], row["image"], row["method"], float(row["beta"]), int(row["size"]),
+            row["prompt"])  # fmt: skip
 
 
 def _read_results(path: Path) -> list[dict[str, Any]]:

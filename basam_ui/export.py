@@ -32,14 +32,16 @@ def export_metadata(
     bmam: bool,
     beta: float,
     prompts: Optional[Mapping[str, Any]],
+    precision: Optional[str] = None,
 ) -> dict:
     """How a mask was made, as a JSON-ready dict.
 
     `size` is the encoder input size S; `checkpoint_sha256` the checkpoint's SHA-256 hex digest
     (kept to its first 16 characters; None for random weights); `prompts` holds "points"
     ([[x, y], ...]), "labels" ([1, 0, ...], 1 = foreground) and "box" ([x0, y0, x1, y1] or None),
-    in original-image pixels. Returns {"basam_ui_version", "model_type", "checkpoint_sha256",
-    "input_size", "nsf", "bmam", "beta", "prompts"}.
+    in original-image pixels; `precision` the image encoder's ("fp32", "bf16", "fp16"; the
+    embedding's `.precision`), None when unknown. Returns {"basam_ui_version", "model_type",
+    "checkpoint_sha256", "input_size", "nsf", "bmam", "beta", "precision", "prompts"}.
     """
     if not isinstance(model_type, str) or not model_type:
         raise ValueError(f"model_type must be a non-empty string, got {model_type!r}")
@@ -61,6 +63,7 @@ def export_metadata(
         "nsf": bool(nsf),
         "bmam": bool(bmam),
         "beta": beta,
+        "precision": None if precision is None else str(precision),
         "prompts": _normalise_prompts(prompts),
     }
 

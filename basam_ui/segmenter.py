@@ -3,7 +3,6 @@ runs the prompt encoder and mask decoder. Mirrors `SamPredictor`, at any size S.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import threading
@@ -18,8 +17,9 @@ from torch import nn
 from .basam.config import BASAMConfig
 from .basam.encoder import check_image, encode, preprocess, resized_size
 from .cache import EmbeddingCache, EmbeddingKey
-from .decoder import decode_masks, logits_to_image
+from .decoder import decode_masks, dense_pe, logits_to_image
 from .loading import model_info
+from .precision import autocast, check_precision, resolve_decoder_precision, resolve_precision
 
 SIZES = (512, 1024, 1536, 2048, 3072, 4096)
 Resolution = Union[int, str]
@@ -50,6 +50,11 @@ class ImageEmbedding:
         return self.key.config
 
     @property
+    def precision(self) -> str:
+        """The precision the encoder ran in for this embedding: "fp32", "bf16" or "fp16"."""
+        return self.key.precision
+
+    @property
     def cache_hit(self) -> bool:
         return self.source != "computed"
 
@@ -74,8 +79,11 @@ class Segmenter:
 
     `cache_bytes` bounds the in-memory embedding cache; with `cache_dir`, embeddings are also
     stored on disk and reused across restarts; pass `cache` to share one cache between
-    segmenters. `precision` is "auto" (bf16 autocast on CUDA where supported, else fp16;
-    fp32 elsewhere) or "fp32". `max_native_size` caps the "native" resolution.
+    segmenters. `precision` is the image encoder's: "auto" (bf16 autocast on CUDA where
+    supported, else fp16; bf16 on CPUs with native bf16; fp32 elsewhere), "fp32" or "bf16";
+    `encoder_precision` is the one it resolved to, `decoder_precision` the prompt encoder's
+    and mask decoder's (see `resolve_decoder_precision`). `max_native_size` caps the
+    "native" resolution.
 
     `embed` and `predict_with` are thread-safe and keep no state; `set_image` and `predict`
     hold the current image as `SamPredictor` does.
@@ -91,16 +99,17 @@ class Segmenter:
         precision: str = "auto",
         max_native_size: int = 4096,
     ):
-        if precision not in ("auto", "fp32"):
-            raise ValueError(f"precision must be 'auto' or 'fp32', got {precision!r}")
         self.sam = sam
         self.cache = cache if cache is not None else EmbeddingCache(cache_bytes, cache_dir)
-        self.precision = precision
+        self.precision = check_precision(precision)  # as asked
+        self.encoder_precision = resolve_precision(precision, self.device)  # as run: fp32, bf16 or fp16
+        self.decoder_precision = resolve_decoder_precision(precision, self.encoder_precision, self.device)
         self.max_native_size = max_native_size
         self.model = model_info(sam)
         self.encoder_calls = 0
         self._count_lock = threading.Lock()
         self._current: Optional[ImageEmbedding] = None
+        self._dense_pe: dict[int, torch.Tensor] = {}  # per embedding grid: the same for every prompt
 
     @property
     def device(self) -> torch.device:
@@ -134,7 +143,7 @@ class Segmenter:
         config = config if config is not None else BASAMConfig.vanilla()
         original_size = (int(image.shape[0]), int(image.shape[1]))
         size = self.resolve_size(original_size, resolution)
-        key = EmbeddingKey(image_hash(image), self.model.identity, size, config)
+        key = EmbeddingKey(image_hash(image), self.model.identity, size, config, self.encoder_precision)
         started = time.perf_counter()
         encode_fn = encoder or self._encode
         embedding, source = self.cache.get(key, lambda: encode_fn(image, size, config), self.device)
@@ -151,7 +160,7 @@ class Segmenter:
         with self._count_lock:
             self.encoder_calls += 1
         try:
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), autocast(self.encoder_precision, self.device):
                 x = preprocess(self.sam, image, size)
                 return encode(self.sam, x, config).float()
         except (torch.OutOfMemoryError, MemoryError) as exc:
@@ -170,12 +179,6 @@ class Segmenter:
             f"out of memory encoding at size {size} on {self.device}: choose a smaller inference size{hint}"
         )
 
-    def _autocast(self):
-        if self.device.type != "cuda" or self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-
     # -- prompting ----------------------------------------------------------------------
 
     def predict_with(
@@ -187,14 +190,22 @@ class Segmenter:
         mask_input: Optional[np.ndarray] = None,
         multimask_output: bool = True,
         return_logits: bool = False,
+        *,
+        full_res: str = "all",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Masks for prompts on an embedded image, as `SamPredictor.predict`.
 
         Coordinates are (x, y) in original pixels; points outside the image are clipped to
-        its last pixel (0..W-1, 0..H-1) and a box to its border (0..W, 0..H). Returns masks (C, H, W) (bool, or float logits with
-        `return_logits`), predicted IoUs (C,), and low-res logits (C, S/4, S/4), which can be
-        fed back as `mask_input` (1, S/4, S/4).
+        its last pixel (0..W-1, 0..H-1) and a box to its border (0..W, 0..H). Returns masks
+        (C, H, W) (bool, or float logits with `return_logits`), predicted IoUs (C,), and
+        low-res logits (C, S/4, S/4), which can be fed back as `mask_input` (1, S/4, S/4).
+
+        `full_res="best"` is the lean path for a click: only the candidate with the highest
+        predicted IoU is resized to H x W, so masks is (1, H, W); the others stay low-res
+        and `masks_from_low_res` brings any of them to full resolution when asked.
         """
+        if full_res not in ("all", "best"):
+            raise ValueError(f"full_res must be 'all' or 'best', got {full_res!r}")
         points, labels, box_xyxy = _check_prompts(point_coords, point_labels, box, mask_input, embedding.original_size)
         size = embedding.size
         scale = np.array(embedding.input_size[::-1], dtype=np.float64) / np.array(
@@ -212,12 +223,35 @@ class Segmenter:
                 mask_t = torch.as_tensor(np.asarray(mask_input, dtype=np.float32), device=device)[None]
                 if mask_t.ndim == 3:
                     mask_t = mask_t[None]
-            low_res, iou = decode_masks(
-                self.sam, embedding.embedding, points_t, labels_t, box_t, mask_t, multimask_output
-            )
-            masks = logits_to_image(low_res, embedding.input_size, embedding.original_size)[0]
-            masks = masks if return_logits else masks > self.sam.mask_threshold
-            return masks.cpu().numpy(), iou[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()
+            with autocast(self.decoder_precision, device):
+                low_res, iou = decode_masks(
+                    self.sam, embedding.embedding, points_t, labels_t, box_t, mask_t, multimask_output,
+                    image_pe=self._image_pe(embedding.embedding.shape[-1]),
+                )  # fmt: skip
+            low_res, iou = low_res[0].float(), iou[0].float()
+            chosen = low_res if full_res == "all" else low_res[int(iou.argmax())][None]
+            masks = self._to_image(embedding, chosen, return_logits)
+            return masks.cpu().numpy(), iou.cpu().numpy(), low_res.cpu().numpy()
+
+    def masks_from_low_res(
+        self, embedding: ImageEmbedding, low_res: np.ndarray, return_logits: bool = False
+    ) -> np.ndarray:
+        """Low-res logits (C, S/4, S/4) from `predict_with` -> masks (C, H, W) at the
+        original resolution (bool, or float logits with `return_logits`)."""
+        with torch.inference_mode():
+            logits = torch.as_tensor(np.asarray(low_res, dtype=np.float32), device=self.device)
+            return self._to_image(embedding, logits.reshape(-1, *logits.shape[-2:]), return_logits).cpu().numpy()
+
+    def _to_image(self, embedding: ImageEmbedding, low_res: torch.Tensor, return_logits: bool) -> torch.Tensor:
+        masks = logits_to_image(low_res, embedding.input_size, embedding.original_size)
+        return masks if return_logits else masks > self.sam.mask_threshold
+
+    def _image_pe(self, grid: int) -> torch.Tensor:
+        found = self._dense_pe.get(grid)
+        if found is None:
+            with torch.inference_mode():
+                found = self._dense_pe[grid] = dense_pe(self.sam.prompt_encoder, grid)
+        return found
 
     # -- SamPredictor-style state -------------------------------------------------------
 

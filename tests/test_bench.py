@@ -15,11 +15,14 @@ def test_encoder_table_ratios():
         CaseResult("vit_b", 1024, "vanilla", 10.0, 2_000_000_000, 500_000_000),
         CaseResult("vit_b", 1024, "basam", 11.0, 1_000_000_000, 500_000_000),
     ]
+    rows.append(CaseResult("vit_b", 1024, "basam", 5.5, 1_000_000_000, 500_000_000, precision="bf16"))
     table = format_table(rows, beta=0.1).splitlines()
-    assert "time/stock" in table[0] and "time/vanilla" in table[0]
-    vanilla, basam = table[2].split(), table[3].split()
-    assert vanilla[-3:] == ["0.50", "0.50", "-"]
-    assert basam[-3:] == ["0.55", "0.25", "1.10"]
+    assert "time/stock" in table[0] and "time/vanilla" in table[0] and "time/fp32" in table[0]
+    vanilla, basam, basam_bf16 = table[2].split(), table[3].split(), table[4].split()
+    assert vanilla[-5:] == ["0.50", "0.50", "-", "fp32", "-"]
+    assert basam[-5:] == ["0.55", "0.25", "1.10", "fp32", "-"]
+    # no bf16 vanilla row: no time/vanilla; bf16 over the fp32 BA-SAM row of the same run
+    assert basam_bf16[-5:] == ["0.28", "0.25", "-", "bf16", "0.50"]
 
 
 def test_encoder_table_without_stock():
@@ -30,7 +33,7 @@ def test_encoder_table_without_stock():
     ]
     table = format_table(rows, beta=0.1)
     assert "skipped (TinyViT" in table
-    assert table.splitlines()[3].split()[-1] == "1.02"
+    assert table.splitlines()[3].split()[-3] == "1.02"
 
 
 def test_stock_memory_estimate_matches_the_spec():
@@ -41,7 +44,7 @@ def test_stock_memory_estimate_matches_the_spec():
 def test_encoder_bench_runs_a_small_case(capsys):
     args = argparse.Namespace(
         bench="encoder", models=["vit_t"], sizes=[256], repeats=1, device="cpu",
-        checkpoint_dir=None, variants=["vanilla", "basam"], beta=0.1,
+        checkpoint_dir=None, variants=["basam"], beta=0.1, precision=["fp32", "bf16"],
     )
     assert bench.main(args) == 0
     out = capsys.readouterr().out
@@ -49,16 +52,22 @@ def test_encoder_bench_runs_a_small_case(capsys):
     assert len(lines) == 2
     for line in lines:  # columns: model (6), S (5), encoder label (28), then time in seconds
         assert float(line[6 + 1 + 5 + 2 + 28 :].split()[0]) > 0
+    assert [line.split()[-2] for line in lines] == ["fp32", "bf16"]
+    assert float(lines[1].split()[-1]) > 0  # bf16 / fp32 of the same run
 
 
 def test_prompt_bench_table(capsys):
     args = argparse.Namespace(
-        bench="prompt", models=["vit_t"], sizes=[256], predictions=8, device="cpu", checkpoint_dir=None
+        bench="prompt", models=["vit_t"], sizes=[256], predictions=8, device="cpu", checkpoint_dir=None,
+        precision=["fp32", "bf16"],
     )
     assert bench_prompt.run_prompt_bench(args) == 0
-    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| vit_t")][0]
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "256" and float(cells[3]) > 0 and float(cells[4]) >= float(cells[3]) and cells[5] == "1"
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| vit_t")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert [(c[2].split()[0], c[3]) for c in cells] == [("fp32", "all"), ("fp32", "best"), ("bf16", "all"), ("bf16", "best")]
+    for c in cells:  # model, S, precision, masks, encode, p50, p95, p50 / first, encoder passes
+        assert c[1] == "256" and float(c[5]) > 0 and float(c[6]) >= float(c[5]) and c[8] == "1"
+    assert cells[0][7] == "1.00" and float(cells[3][7]) > 0
 
 
 def test_project_bench_prints_its_figures(capsys):

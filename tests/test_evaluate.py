@@ -205,6 +205,7 @@ def test_run_eval_writes_results_summary_plot_and_resumes(tmp_path, labelled, se
     assert len(keys) == len(rows)
     assert {r["image"] for r in rows} == {"a.jpg", "c.png"}
     assert {"encode_s", "mae", "iou", "dice", "mask"} <= set(rows[0])
+    assert {r["precision"] for r in rows} == {segmenter.encoder_precision}  # the encoder's, as run
     for r in rows:
         assert 0 <= float(r["mae"]) <= 1 and 0 <= float(r["iou"]) <= 1 and 0 <= float(r["dice"]) <= 1
         assert (int(r["height"]), int(r["width"])) == ((384, 288) if r["image"] == "c.png" else (320, 384))

@@ -82,6 +82,8 @@ def test_metadata_random_weights_and_no_prompts() -> None:
     md = export_metadata("vit_t", None, 1024, False, False, 0.0, {"points": [], "labels": [], "box": None})
     assert md["checkpoint_sha256"] is None
     assert md["prompts"] == {"points": [], "labels": [], "box": None}
+    assert md["precision"] is None  # not given: unknown
+    assert export_metadata("vit_t", None, 1024, False, False, 0.0, None, precision="bf16")["precision"] == "bf16"
 
 
 @pytest.mark.parametrize(

@@ -164,6 +164,35 @@ def test_gpu_out_of_memory_in_the_worker_names_a_smaller_size(served, monkeypatc
     assert info["input_size"] == SMALL and Image.open(sam_png).size == (2048, 1365)
 
 
+def test_out_of_memory_while_decoding_in_the_worker_is_a_message(served, monkeypatch):
+    import torch
+
+    import basam_ui.segmenter
+
+    engine, _ = served
+    session = compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings())
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    monkeypatch.setattr(basam_ui.segmenter, "decode_masks", no_memory)
+    with pytest.raises(AppError, match=f"out of memory decoding the masks at size {SMALL}.*smaller inference size"):
+        compare.set_prompts(engine, session, canvas_with(session, [(1000, 700, 1)]), settings())
+
+
+def test_a_worker_finds_its_model_even_if_the_fork_copied_a_held_lock(vit_t, tmp_path):
+    """A worker forked while another thread held the engine's lock (loading a model) has a
+    copy that stays locked: the worker's lookup, and its loading of a model first used after
+    the fork, take no lock."""
+    engine = make_engine(vit_t, tmp_path, gpu=fork_gpu.GPU)
+    try:
+        with engine._lock:
+            segmenter = engine._worker_segmenter("vit_t")  # not loaded yet: loads without the lock
+            assert engine._worker_segmenter("vit_t") is segmenter and segmenter.sam is vit_t
+    finally:
+        engine.close()
+
+
 def test_real_spaces_without_zero_gpu_runs_as_before(vit_t, tmp_path, monkeypatch):
     """The `spaces` package installed, no ZeroGPU: the server wraps nothing, and even
     spaces.GPU itself hands the functions back unchanged; the masks are the plain ones."""

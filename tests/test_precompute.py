@@ -157,6 +157,7 @@ def test_files_carry_what_made_them_and_a_mismatch_is_refused(tmp_path, caplog):
         assert f.get_tensor("embedding").dtype == torch.float16
     assert {k: meta[k] for k in key_metadata(key("a"))} == key_metadata(key("a"))
     assert meta["size"] == "256" and meta["config"] == repr(BASAMConfig()) and meta["model"] == "vit_t:random-0"
+    assert meta["precision"] == "fp32"  # every key field, including the one added with precisions
     assert meta["dtype"] == "float16" and meta["torch"] == torch.__version__ and "basam_ui" in meta
 
     # a file under b's name that was made for a: refused (a miss, logged), then recomputed
@@ -224,11 +225,11 @@ def test_16bit_files_give_the_masks_of_fp32(vit_t, shared_images, tmp_path):
 
     image = load_image(shared_images[0])
     h, w = image.shape[:2]
-    exact = Segmenter(vit_t).embed(image, 1024, BASAMConfig())
-    Segmenter(vit_t, cache_dir=tmp_path).embed(image, 1024, BASAMConfig())
-    stored = Segmenter(vit_t, cache_dir=tmp_path).embed(image, 1024, BASAMConfig())
+    exact = Segmenter(vit_t, precision="fp32").embed(image, 1024, BASAMConfig())  # (bf16 ones fit float16 exactly)
+    Segmenter(vit_t, cache_dir=tmp_path, precision="fp32").embed(image, 1024, BASAMConfig())
+    stored = Segmenter(vit_t, cache_dir=tmp_path, precision="fp32").embed(image, 1024, BASAMConfig())
     assert stored.source == "disk" and not torch.equal(stored.embedding, exact.embedding)
-    seg = Segmenter(vit_t)
+    seg = Segmenter(vit_t, precision="fp32")
     prompts = [
         dict(point_coords=np.array([[w * 0.5, h * 0.5]]), point_labels=np.array([1])),
         dict(point_coords=np.array([[w * 0.3, h * 0.6], [w * 0.7, h * 0.4]]), point_labels=np.array([1, 0])),

@@ -133,7 +133,7 @@ def _agreement_with_sam_predictor(sam, image, prompts) -> list[float]:
 
     reference = SamPredictor(sam)
     reference.set_image(image)
-    seg = Segmenter(sam)
+    seg = Segmenter(sam, precision="fp32")  # alignment, not precision, is checked here
     seg.set_image(image, resolution=1024)
     out = []
     for prompt in prompts:

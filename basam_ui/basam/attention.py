@@ -12,14 +12,20 @@ with dist the L1 grid distance |row_i - row_j| + |col_i - col_j| in token units.
 
 `grid_attention` is the fast path: `scaled_dot_product_attention` with the additive terms as
 a float mask, built in chunks of queries so that no per-head N x N tensor is ever held for a
-large grid. `grid_attention_reference` is the plain matmul-softmax-matmul, for checking it.
+large grid. In bf16 on the CPU, where SDPA with a float mask gains nothing over fp32, it is a
+chunked matmul-softmax-matmul in bf16 instead, with the separable row and column terms added
+by broadcasting over the key grid (no mask is built). `grid_attention_reference` is the plain
+matmul-softmax-matmul in float32, for checking both.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from typing import Optional, Tuple
+import os
+import warnings
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +36,10 @@ from .config import length_scale
 # queries at S = 2048 needs 100 MB; 256 MB chunks keep memory small and the SDPA calls large
 # (measured on a 2-core CPU: 64 MB chunks were slower, one 800 MB mask at S = 1024 too).
 MASK_BUDGET_BYTES = 256 * 2**20
+# Upper bound on one chunk of bf16 logits in the CPU bf16 path (one head's queries at a time).
+# Measured on a 2-core EPYC at N = 16384: 64-query chunks made the matmuls 4x slower per
+# query than 256-1024-query ones; 16 MB is 512 queries there and 128 at N = 65536.
+LOW_PRECISION_BUDGET_BYTES = 16 * 2**20
 
 
 def attention_scale(head_dim: int, size: int, nsf: bool) -> float:
@@ -125,7 +135,9 @@ def grid_attention(
     Returns (B, heads, N, dv) in q's dtype.
 
     The mask (penalty and relative terms, in q's dtype) is built for a chunk of queries at a
-    time into one reused buffer of at most `max_mask_bytes` (see `plan_chunks`).
+    time into one reused buffer of at most `max_mask_bytes` (see `plan_chunks`). bf16 on the
+    CPU with rel_h/rel_w and no bias takes `_low_precision_attention`, its chunks of logits
+    at most min(`max_mask_bytes`, LOW_PRECISION_BUDGET_BYTES).
     """
     beta = check_beta(beta)
     _check_shapes(q, k, v, grid, rel_h, rel_w, bias)
@@ -136,6 +148,9 @@ def grid_attention(
 
     if not has_rel and bias is None and penalty == 0.0:
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    if use_low_precision_path(q, has_rel, bias):
+        budget = min(max_mask_bytes, LOW_PRECISION_BUDGET_BYTES)
+        return _low_precision_attention(q, k, v, scale, grid, penalty, rel_h, rel_w, budget)
 
     if bias is not None:
         bias = bias.to(dtype).reshape((1,) * (4 - bias.ndim) + tuple(bias.shape))
@@ -203,6 +218,121 @@ def grid_attention(
             else:
                 out[:, :, i0:i1] = result
     return out
+
+
+LOW_PRECISION_MIN_TOKENS = 1024  # the ViT's global blocks from S = 512; its 14x14 windows have 196
+
+
+def use_low_precision_path(q: torch.Tensor, has_rel: bool, bias: Optional[torch.Tensor]) -> bool:
+    """Whether `grid_attention` takes the bf16 matmul path: bf16 queries on the CPU with
+    SAM's relative-position terms, no learned bias, and a long sequence (the ViT's global
+    blocks). Window blocks and TinyViT stay on SDPA with a mask (cheap at 49-196 tokens);
+    CUDA and fp32 are unchanged."""
+    return (
+        q.dtype == torch.bfloat16
+        and q.device.type == "cpu"
+        and has_rel
+        and bias is None
+        and q.shape[2] >= LOW_PRECISION_MIN_TOKENS
+    )
+
+
+def _low_precision_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    grid: Tuple[int, int],
+    penalty: float,
+    rel_h: Optional[torch.Tensor],
+    rel_w: Optional[torch.Tensor],
+    max_bytes: int,
+) -> torch.Tensor:
+    """`grid_attention` for bf16 q, k, v with rel_h/rel_w: per chunk of queries, bf16 logits
+    scale * q.k (scale applied inside the matmul), then the row term (rel_h - penalty *
+    |row_i - r|, over key rows) and the column term (over key columns) added by broadcasting
+    on the (rows, cols) view of the keys and a softmax, fused into one pass where
+    torch.compile works (`_fused_grid_softmax`, else `_grid_softmax` in place), and
+    probabilities . v in bf16. The terms are formed in float32 and rounded once; a chunk of
+    logits is at most `max_bytes`, so no N x N tensor exists."""
+    batch, heads, n, dim = q.shape
+    rows, cols = grid
+    dtype, device = q.dtype, q.device
+    row_dist, col_dist = _grid_distances(grid, device)  # float32
+    row_term = -penalty * row_dist if rel_h is None else rel_h.float() - penalty * row_dist  # (B, h, N, rows)
+    col_term = -penalty * col_dist if rel_w is None else rel_w.float() - penalty * col_dist
+    row_term = row_term.to(dtype).expand(batch, heads, n, rows).reshape(batch * heads, n, rows)
+    col_term = col_term.to(dtype).expand(batch, heads, n, cols).reshape(batch * heads, n, cols)
+    softmax = (compile_enabled() and _fused_grid_softmax()) or _grid_softmax
+    q3 = q.reshape(batch * heads, n, dim)
+    keys_t = k.reshape(batch * heads, n, dim).transpose(1, 2)
+    v3 = v.reshape(batch * heads, n, v.shape[-1])
+    out = q.new_empty(batch * heads, n, v.shape[-1])
+    group, step = plan_chunks(batch * heads, 1, n, n, q.element_size(), max_bytes)
+    step = _even_step(n, step)
+    for g0 in range(0, batch * heads, group):
+        g1 = min(batch * heads, g0 + group)
+        for i0 in range(0, n, step):
+            i1 = min(n, i0 + step)
+            logits = torch.baddbmm(
+                q.new_empty(g1 - g0, i1 - i0, n), q3[g0:g1, i0:i1], keys_t[g0:g1], beta=0.0, alpha=scale
+            )
+            probs = softmax(logits, row_term[g0:g1, i0:i1], col_term[g0:g1, i0:i1])
+            torch.bmm(probs, v3[g0:g1], out=out[g0:g1, i0:i1])
+    return out.view(batch, heads, n, v.shape[-1])
+
+
+def _grid_softmax(logits: torch.Tensor, row_term: torch.Tensor, col_term: torch.Tensor) -> torch.Tensor:
+    """softmax over keys of logits (G, c, rows * cols) + row_term (G, c, rows) over key rows +
+    col_term (G, c, cols) over key columns; the terms are added in place into `logits`."""
+    groups, queries, n = logits.shape
+    on_grid = logits.view(groups, queries, row_term.shape[-1], col_term.shape[-1])
+    on_grid += row_term[..., :, None]
+    on_grid += col_term[..., None, :]
+    return torch.softmax(logits, dim=-1)
+
+
+def _grid_softmax_float(logits: torch.Tensor, row_term: torch.Tensor, col_term: torch.Tensor) -> torch.Tensor:
+    """`_grid_softmax` summed and normalised in float32, result in the logits' dtype: the
+    form torch.compile fuses into one pass over the logits."""
+    groups, queries, n = logits.shape
+    on_grid = logits.view(groups, queries, row_term.shape[-1], col_term.shape[-1]).float()
+    on_grid = on_grid + row_term[..., :, None].float() + col_term[..., None, :].float()
+    return torch.softmax(on_grid.view(groups, queries, n), dim=-1).to(logits.dtype)
+
+
+def compile_enabled() -> bool:
+    """False when the environment sets BASAM_UI_COMPILE=0 (read at each call)."""
+    return os.environ.get("BASAM_UI_COMPILE", "1") != "0"
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_grid_softmax() -> Optional[Callable]:
+    """`_grid_softmax_float` under torch.compile, so the broadcast adds and the softmax are one
+    pass over the logits instead of four; None where compiling fails (no C++ compiler), and
+    the eager `_grid_softmax` serves instead (as it does with BASAM_UI_COMPILE=0).
+
+    Shapes are static (measured on the 2-core CPU: dynamic shapes made the kernel 3x slower
+    than static ones, which were 2x faster than eager): one compile per chunk shape, and
+    `_low_precision_attention` picks chunks that divide the grid, so one per input size.
+    """
+    try:
+        import torch._dynamo
+
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        compiled = torch.compile(_grid_softmax_float, dynamic=False, fullgraph=True)
+        compiled(*(torch.zeros(2, 3, size, dtype=torch.bfloat16) for size in (6, 2, 3)))  # compiles now
+    except Exception as exc:  # no compiler or an unsupported platform: stay eager
+        warnings.warn(f"torch.compile unavailable for the bf16 attention softmax ({exc}); using the eager path")
+        return None
+    return compiled
+
+
+def _even_step(n: int, step: int) -> int:
+    """The largest divisor of n that is at most `step`, or `step` itself when that divisor is
+    under half of it: chunks of one shape, so the compiled softmax compiles once."""
+    best = max(d for d in range(1, min(n, step) + 1) if n % d == 0)
+    return best if 2 * best >= step else step
 
 
 def grid_attention_reference(

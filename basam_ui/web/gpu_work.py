@@ -176,11 +176,18 @@ class GpuWork:
         gt: Optional[np.ndarray],
     ) -> Union[SideResult, Failure]:
         """`decode_side` with the embedding (`emb` without its tensor, and the tensor) on the device."""
+        import torch
+
         segmenter = self._on_device(model_type)
         try:
             return decode_side(segmenter, replace(emb, embedding=embedding.tensor(self.device)), prompts, multimask, gt)
         except AppError as exc:
             return Failure(str(exc))
+        except torch.OutOfMemoryError:
+            return Failure(
+                f"out of memory decoding the masks at size {emb.size} on {self.device}: choose a smaller inference size",
+                out_of_memory=True,
+            )
 
     def _on_device(self, model_type: str) -> "Segmenter":
         segmenter = self._segmenter_of(model_type)

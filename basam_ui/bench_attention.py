@@ -1,0 +1,70 @@
+"""`basam-ui bench attention`: one vit_b global-attention block in fp32 against bf16.
+
+fp32 is the chunked-SDPA path; bf16 runs the same block under CPU bf16 autocast, which takes
+the bf16 matmul path of `grid_attention`, with its softmax compiled (`bf16`) and eager
+(`bf16 eager`, BASAM_UI_COMPILE=0). The variants are interleaved, so the ratios come from one
+run under the same load; the error is each output's relative Frobenius error against fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from unittest import mock
+
+import torch
+
+from .basam.attention import attention_scale
+from .basam.config import BASAMConfig
+from .basam.vit import vit_attention
+from .bench_agreement import randomize_positions
+from .precision import autocast
+
+
+def time_global_block(size: int, repeats: int, beta: float = 0.1) -> dict:
+    """Fastest seconds of one vit_b global-attention block at input size `size` in fp32 and
+    bf16, and the bf16 output's relative error against fp32."""
+    from .loading import random_sam
+
+    sam = randomize_positions(random_sam("vit_b", seed=0, device="cpu"), seed=1)
+    block = next(b for b in sam.image_encoder.blocks if b.window_size == 0)
+    grid = size // 16
+    x = torch.randn(1, grid, grid, block.attn.qkv.in_features, generator=torch.Generator().manual_seed(0))
+    scale = attention_scale(block.attn.qkv.in_features // block.attn.num_heads, size, BASAMConfig().nsf)
+    variants = {"fp32": ("fp32", "1"), "bf16": ("bf16", "1"), "bf16 eager": ("bf16", "0")}
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    outputs = {}
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for name, (precision, compile_flag) in variants.items():
+                with mock.patch.dict(os.environ, {"BASAM_UI_COMPILE": compile_flag}):
+                    started = time.perf_counter()
+                    with autocast(precision, torch.device("cpu")):
+                        out = vit_attention(block.attn, x, scale=scale, beta=beta)
+                    seconds[name].append(time.perf_counter() - started)
+                outputs[name] = out.float()
+                print(f"[bench attention] S={size} {name}: {seconds[name][-1]:.2f} s", file=sys.stderr, flush=True)
+    errors = {name: float((out - outputs["fp32"]).norm() / outputs["fp32"].norm()) for name, out in outputs.items()}
+    return dict(size=size, seconds={name: min(times) for name, times in seconds.items()}, errors=errors)
+
+
+def run_attention_bench(args: argparse.Namespace) -> int:
+    """Print the fp32/bf16 table of one vit_b global block per size."""
+    rows = [time_global_block(size, args.repeats) for size in args.sizes]
+    print(
+        f"\none vit_b global-attention block (12 heads, d 64, BA-SAM beta 0.1, random inputs) on the CPU, "
+        f"{torch.get_num_threads()} threads, fastest of {args.repeats} (the first bf16 call of a size includes "
+        f"torch.compile)\n"
+    )
+    print("| S | N | fp32 (s) | bf16 (s) | bf16 / fp32 | bf16 eager (s) | eager / fp32 | bf16 rel. error |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        n = (row["size"] // 16) ** 2
+        t = row["seconds"]
+        print(
+            f"| {row['size']} | {n} | {t['fp32']:.2f} | {t['bf16']:.2f} | {t['bf16'] / t['fp32']:.2f} | "
+            f"{t['bf16 eager']:.2f} | {t['bf16 eager'] / t['fp32']:.2f} | {100 * row['errors']['bf16']:.2f}% |"
+        )
+    return 0
