@@ -75,7 +75,7 @@ def test_commit_records_the_chosen_side_and_provenance(engine, project):
     assert record.label == "background" and record.provenance.side == "basam" and record.provenance.annotator == "alice"
     assert np.array_equal(record.mask(), basam_mask) and not record.provenance.brushed
     p = record.provenance
-    assert (p.input_size, p.nsf, p.bmam, p.beta, p.model_type) == (256, True, True, 0.1, "vit_t")
+    assert (p.input_size, p.nsf, p.bmam, p.beta, p.model_type, p.precision) == (256, True, True, 0.1, "vit_t", engine.segmenter("vit_t").encoder_precision)
     assert p.prompts["points"] == [[60.0, 50.0], [30.0, 40.0]] and p.iou_sam_basam is not None and p.predicted_iou is not None
     assert state.session.prompts.empty and state.selected == record.id and project.image(state.image_id).status == "in_progress"
     # S: SAM's mask, with the vanilla setting recorded

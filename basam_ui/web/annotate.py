@@ -251,7 +251,7 @@ def commit(
     provenance = Provenance(
         side=state.side, model_type=info.model_type, checkpoint_sha256=info.sha256, input_size=result.size,
         nsf=result.config.nsf, bmam=result.config.bmam, beta=result.config.beta,
-        precision="fp32" if engine.device.startswith("cpu") else segmenter.precision,
+        precision=segmenter.encoder_precision,
         prompts=session.prompts.for_export(), brush_edits=len(strokes),
         predicted_iou=float(result.scores[result.choice]) if result.scores is not None else None,
         iou_sam_basam=iou, annotator=state.annotator,
