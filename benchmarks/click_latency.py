@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     sam = random_sam("vit_t", seed=0, device="cpu")
     engine = AppEngine({"vit_t": lambda: sam}, random_weights=True)
     demo = build_app(engine)
-    demo.launch(server_name="127.0.0.1", server_port=0 or None, prevent_thread_lock=True, quiet=True, **launch_options(engine))
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options(engine))
     url = demo.local_url
     print(f"# {Path(args.image).name}, vit_t random weights, torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs; app at {url}")
@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             page.goto(url)
             page.wait_for_selector("#upload input[type=file]", state="attached", timeout=60_000)
             page.set_input_files("#upload input[type=file]", args.image)
-            page.wait_for_function("() => document.querySelector('#canvas .bc-root').dataset.ready === '1'", timeout=120_000)
+            page.wait_for_function(
+                "() => { const r = document.querySelector('#canvas .bc-root'); return r && r.dataset.ready === '1' }",
+                timeout=120_000)
             print("| S | clicks | " + " | ".join(f"{c} p50 / p95 (ms)" for c in COLUMNS) + " |")
             print("|---:|---:|" + "---:|" * len(COLUMNS))
             for size in args.sizes:

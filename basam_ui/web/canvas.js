@@ -272,7 +272,8 @@ canvas.addEventListener('pointerleave', () => { st.hover = false; });
 canvas.addEventListener('pointerdown', ev => {
   if (!value() || !st.display) return;
   const r = canvas.getBoundingClientRect(), sx = ev.clientX - r.left;
-  ev.preventDefault();
+  ev.preventDefault();  // (no text selection, no focus change)...
+  if (typing({target: document.activeElement})) document.activeElement.blur();  // ...but a click here ends typing
   canvas.setPointerCapture(ev.pointerId);
   if (ev.button === 1 || (ev.button === 0 && st.space)) {
     st.drag = {kind: 'pan', cx: ev.clientX, cy: ev.clientY, tx: st.tx, ty: st.ty};
