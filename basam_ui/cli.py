@@ -384,14 +384,8 @@ def _annotate(args: argparse.Namespace) -> int:
     if skipped:
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
         print(f"skipped (not images): {', '.join(skipped[:10])}{more}")
-    try:  # the annotate page (web layer) is written separately
-        from .web.annotate import main as serve_annotate_page
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith(f"{__package__}.web"):
-            raise
-        project.close()
-        print("annotate page: not yet wired", file=sys.stderr)
-        return 2
+    from .web.annotate_server import main as serve_annotate_page
+
     return serve_annotate_page(args, project)
 
 

@@ -32,7 +32,7 @@ The browser-sent value is display data: the server never opens a file it names.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 VIEW_LABELS = (("basam", "BA-SAM"), ("sam", "SAM"), ("diff", "Difference"), ("swipe", "Swipe"))
@@ -63,9 +63,11 @@ UNDO_JS = "() => { document.querySelector('#canvas .bc-root')?.dispatchEvent(new
 CLEAR_JS = "() => { document.querySelector('#canvas .bc-root')?.dispatchEvent(new CustomEvent('bc-clear')) }"
 
 
-def PromptCanvas(value: Optional[dict[str, Any]] = None, **kwargs: Any):
+def PromptCanvas(value: Optional[dict[str, Any]] = None, extensions: Sequence[str] = (), **kwargs: Any):
     """An image with point and box prompts and the masks drawn on it (a configured gr.HTML);
-    value and `masks` formats in the module docstring. Extra keyword arguments go to gr.HTML.
+    value and `masks` formats in the module docstring. `extensions`: names of more scripts in
+    this folder, appended to canvas.js in its scope (a page's own additions, e.g. the annotate
+    page's "annotate.js"). Extra keyword arguments go to gr.HTML (extra props among them).
 
     A factory rather than a gr.HTML subclass: Gradio's ComponentMeta writes a .pyi stub next
     to the source file of every Component subclass at import time.
@@ -76,7 +78,7 @@ def PromptCanvas(value: Optional[dict[str, Any]] = None, **kwargs: Any):
         value=value,
         html_template=HTML_TEMPLATE,
         css_template=(HERE / "canvas.css").read_text(),
-        js_on_load=(HERE / "canvas.js").read_text(),
+        js_on_load="\n".join((HERE / name).read_text() for name in ("canvas.js", *extensions)),
         apply_default_css=False,
         masks=None,
         **kwargs,

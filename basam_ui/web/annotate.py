@@ -1,0 +1,363 @@
+"""The annotate page's events, without its layout: one function per page event. No Gradio
+here: `annotate_page.py` wires these to components, and the tests call them directly.
+
+Every event takes the engine, the project (`basam_ui.project.Project`), the session's
+`AnnotateState` and the event's inputs, and returns a new `AnnotateState`; the store does
+the work (claims, objects, statuses), this module only turns page input into its calls.
+The current image, its prompts and both sides' masks are a compare-page `Session` inside the
+state, so prompting works as on the compare page (`compare.set_prompts`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from . import compare
+from .engine import AppEngine
+from .session import AppError, Progress, Prompts, Session, Settings, no_progress, parse_size
+
+SIDE_NAMES = {"basam": "BA-SAM", "sam": "SAM"}
+MAX_STROKES = 500
+MAX_STROKE_POINTS = 20_000
+
+
+@dataclass(frozen=True, eq=False)
+class AnnotateState:
+    """One browser session of the annotate page (kept in gr.State).
+
+    `holder` names this session's claims (made on its first event); `session` holds the open
+    image, its prompts and masks; `side` is the mask Enter commits ("basam" or "sam");
+    `selected` the object picked in the list; `reopened` the object a commit replaces;
+    `started` when the first prompt of the current object was made (time per object)."""
+
+    holder: str = ""
+    annotator: str = ""
+    image_id: Optional[int] = None
+    session: Session = field(default_factory=Session)
+    side: str = "basam"
+    selected: Optional[int] = None
+    reopened: Optional[int] = None
+    started: Optional[float] = None
+    note: str = ""
+
+
+def start(state: Optional[AnnotateState], annotator: str = "") -> AnnotateState:
+    """The state with this session's claim name (made once) and the annotator's name."""
+    state = state or AnnotateState()
+    holder = state.holder or uuid.uuid4().hex
+    return replace(state, holder=holder, annotator=(annotator or "").strip()[:100] or state.annotator)
+
+
+def set_annotator(project, state: AnnotateState, name: str) -> AnnotateState:
+    """The name typed in the page (or the login name): recorded with every object from now on."""
+    state = start(state)
+    state = replace(state, annotator=(name or "").strip()[:100])
+    if state.image_id is not None:
+        project.open_image(state.image_id, state.holder, state.annotator)  # the claim shows the new name
+    return state
+
+
+# -- images -----------------------------------------------------------------------------
+
+
+def open_image(engine: AppEngine, project, state: AnnotateState, image_id: int) -> AnnotateState:
+    """Open image `image_id`: claim it, record its size and hash, load it for the canvas (the
+    encode is `encode`, a second step). A missing file raises AppError."""
+    state = start(state)
+    image, other = project.open_image(int(image_id), state.holder, state.annotator)
+    if image.missing:
+        raise AppError(f"{image.path}: the file is missing (its objects are kept)")
+    session = compare.upload_image(engine, str(project.file_path(image)))
+    engine.forget(state.session)
+    note = f"{image.path} is also open in {other or 'another'} session" if other is not None else ""
+    if image.changed:
+        note = (f"⚠️ {image.path} changed on disk since its objects were drawn: they are kept apart "
+                "(see the export's changed.txt); commits are refused until it is resolved")
+    return replace(
+        state, image_id=image.id, session=replace(session, image_name=image.path),
+        side="basam", selected=None, reopened=None, started=None, note=note,
+    )
+
+
+def encode(engine: AppEngine, state: AnnotateState, settings: Settings, progress: Progress = no_progress) -> AnnotateState:
+    """Both sides' embeddings of the open image (from the cache when there), and masks for
+    its prompts: after opening an image and for every settings change."""
+    return replace(state, session=compare.compute(engine, state.session, settings, progress))
+
+
+def go(engine: AppEngine, project, state: AnnotateState, where: str) -> AnnotateState:
+    """Move to the "next" or "prev" image (path order) or the next one "todo" (claimed, so
+    other sessions get other images)."""
+    state = start(state)
+    if where == "todo":
+        found = project.next_todo(state.holder, state.annotator, after=state.image_id)
+        if found is None:
+            raise AppError("nothing left to do: every image is done, skipped, missing or open elsewhere")
+    elif where in ("next", "prev"):
+        if state.image_id is None:
+            images = project.images()
+            if not images:
+                raise AppError("the project has no images")
+            found = images[0] if where == "next" else images[-1]
+        else:
+            found = project.neighbour(state.image_id, 1 if where == "next" else -1)
+            if found is None:
+                raise AppError(f"this is the {'last' if where == 'next' else 'first'} image")
+    else:
+        raise AppError(f"unknown move {where!r}")
+    return open_image(engine, project, state, found.id)
+
+
+def first_image(engine: AppEngine, project, state: AnnotateState) -> AnnotateState:
+    """The image a new session opens: its next to do, else the first image."""
+    state = start(state)
+    found = project.next_todo(state.holder, state.annotator)
+    if found is None:
+        images = [i for i in project.images() if not i.missing]
+        if not images:
+            return state
+        found = images[0]
+    return open_image(engine, project, state, found.id)
+
+
+def mark(engine: AppEngine, project, state: AnnotateState, status: str) -> AnnotateState:
+    """Mark the open image "done" or "skipped" (or back "todo") and, for done and skipped, open
+    the next image to do (staying when none is left)."""
+    _need_image(state)
+    following = project.set_status(state.image_id, status, state.annotator, state.holder)
+    if status in ("done", "skipped") and following is not None:
+        return open_image(engine, project, state, following.id)
+    note = "every image is done or skipped" if status in ("done", "skipped") else ""
+    return replace(state, note=note)
+
+
+def resolve_changed(engine: AppEngine, project, state: AnnotateState, keep: bool) -> AnnotateState:
+    """The open image's file changed since its objects were drawn: accept the new file, keeping
+    its objects (`keep`) or dropping them; commits are taken again."""
+    _need_image(state)
+    if not project.image(state.image_id).changed:
+        raise AppError("this image's file has not changed since it was annotated")
+    project.resolve_changed(state.image_id, keep_objects=keep)
+    return replace(open_image(engine, project, state, state.image_id),
+                   note="objects kept for the new file" if keep else "old objects dropped")
+
+
+def touch(project, state: AnnotateState) -> None:
+    """Keep this session's claim alive (any activity)."""
+    if state.holder:
+        project.touch(state.holder)
+
+
+def close(engine: AppEngine, project, state: Optional[AnnotateState]) -> None:
+    """A closed browser session: give up its claim and delete its files."""
+    if state is None:
+        return
+    if state.holder:
+        project.release(state.holder)
+    engine.forget(state.session)
+
+
+# -- prompts, brush and objects -----------------------------------------------------------
+
+
+def set_prompts(
+    engine: AppEngine, state: AnnotateState, canvas: Optional[Mapping[str, Any]], settings: Settings,
+    progress: Progress = no_progress,
+) -> AnnotateState:
+    """The canvas's prompts changed: decode both sides again."""
+    session = compare.set_prompts(engine, state.session, canvas, settings, progress)
+    started = state.started if state.started is not None or session.prompts.empty else time.time()
+    return replace(state, session=session, started=started)
+
+
+def switch_side(state: AnnotateState, side: str) -> AnnotateState:
+    """Which side's mask Enter commits ("basam"/"sam" or "BA-SAM"/"SAM")."""
+    side = {v: k for k, v in SIDE_NAMES.items()}.get(side, side)
+    if side not in SIDE_NAMES:
+        raise AppError(f"side must be BA-SAM or SAM, got {side!r}")
+    return replace(state, side=side)
+
+
+def parse_strokes(value: Optional[Mapping[str, Any]]) -> list[dict]:
+    """The brush strokes in a canvas value ("strokes": [{"mode": "brush"|"erase", "size": px,
+    "points": [[x, y], ...]}], original pixels), checked field by field."""
+    raw = (value or {}).get("strokes") or []
+    if not isinstance(raw, list) or len(raw) > MAX_STROKES:
+        raise AppError("the brush strokes sent by the page are malformed")
+    strokes = []
+    for stroke in raw:
+        try:
+            mode, size, points = stroke["mode"], float(stroke["size"]), stroke["points"]
+            points = [(float(x), float(y)) for x, y in points]
+        except (KeyError, TypeError, ValueError):
+            raise AppError("the brush strokes sent by the page are malformed") from None
+        if mode not in ("brush", "erase") or not 1 <= size <= 1000 or not points or len(points) > MAX_STROKE_POINTS:
+            raise AppError("the brush strokes sent by the page are malformed")
+        if not all(math.isfinite(x) and math.isfinite(y) for x, y in points):
+            raise AppError("the brush strokes sent by the page are malformed")
+        strokes.append({"mode": mode, "size": size, "points": points})
+    return strokes
+
+
+def apply_strokes(mask: np.ndarray, strokes: list[dict]) -> np.ndarray:
+    """Paint `strokes` on a copy of an H x W bool mask at its own resolution: a stroke of size
+    n covers the pixels within an n-px-wide round-capped line through its points (pixel
+    (i, j) holds the original coordinates [j, j+1) x [i, i+1)); size 1 is a 1-px line."""
+    import cv2
+
+    out = mask.astype(np.uint8)
+    for stroke in strokes:
+        colour = 1 if stroke["mode"] == "brush" else 0
+        width = max(1, int(round(stroke["size"])))
+        pts = [(int(math.floor(x)), int(math.floor(y))) for x, y in stroke["points"]]
+        for p in pts:
+            cv2.circle(out, p, (width - 1) // 2, colour, -1)
+        for p, q in zip(pts, pts[1:]):
+            cv2.line(out, p, q, colour, width)
+    return out.astype(bool)
+
+
+def commit(
+    engine: AppEngine, project, state: AnnotateState, canvas: Optional[Mapping[str, Any]], label: str,
+    settings: Settings, progress: Progress = no_progress,
+) -> AnnotateState:
+    """Enter: store the chosen side's mask (with the canvas's brush strokes painted on it) as an
+    object of class `label`, replacing the reopened object if there is one. The prompts are
+    cleared for the next object; the embeddings stay."""
+    from ..loading import model_info
+    from ..project import ProjectError, Provenance
+
+    _need_image(state)
+    session = state.session
+    if canvas and compare.prompts_from_canvas(canvas) != session.prompts:  # an answer still on its way
+        state = set_prompts(engine, state, canvas, settings, progress)
+        session = state.session
+    result = session.basam if state.side == "basam" else session.sam
+    if result is None or result.mask is None:
+        raise AppError("click the image (or draw a box) first: there is no mask to commit")
+    strokes = parse_strokes(canvas)
+    mask = apply_strokes(result.mask, strokes) if strokes else result.mask
+    if not mask.any():
+        raise AppError("the mask is empty: nothing to commit")
+    segmenter = engine.segmenter(session.settings.model if session.settings else settings.model)
+    info = model_info(segmenter.sam)
+    iou = compare.mask_iou(session)
+    provenance = Provenance(
+        side=state.side, model_type=info.model_type, checkpoint_sha256=info.sha256, input_size=result.size,
+        nsf=result.config.nsf, bmam=result.config.bmam, beta=result.config.beta,
+        precision=segmenter.encoder_precision,
+        prompts=session.prompts.for_export(), brush_edits=len(strokes),
+        predicted_iou=float(result.scores[result.choice]) if result.scores is not None else None,
+        iou_sam_basam=iou, annotator=state.annotator,
+        seconds=time.time() - state.started if state.started is not None else None,
+    )
+    try:
+        record = project.commit_object(
+            state.image_id, mask, _label(project, label), provenance, replaces=state.reopened, holder=state.holder
+        )
+    except (ProjectError, ValueError) as exc:  # ImageChangedError, a wrong size, an unknown class
+        raise AppError(str(exc)) from None
+    return replace(state, session=_without_prompts(session), selected=record.id, reopened=None, started=None,
+                   side="basam", note="")
+
+
+def _without_prompts(session: Session) -> Session:
+    """The session with no prompts and no masks (the embeddings' sources kept)."""
+    def bare(result):
+        return None if result is None else replace(result, masks=None, scores=None, choice=0, gt_mae=None, gt_iou=None)
+
+    return replace(session, prompts=Prompts(), rev=0, sam=bare(session.sam), basam=bare(session.basam))
+
+
+def _label(project, label: str) -> str:
+    """A class radio's value ("2 · lesion" or "lesion") -> the class name."""
+    names = project.labels()
+    if label in names:
+        return label
+    text = str(label or "").split("·", 1)[-1].strip()
+    if text in names:
+        return text
+    raise AppError(f"pick a class first (classes: {', '.join(names)})")
+
+
+def _need_image(state: AnnotateState) -> None:
+    if state.image_id is None or state.session.image is None:
+        raise AppError("open an image first")
+
+
+def select_object(state: AnnotateState, object_id: Any) -> AnnotateState:
+    """Pick an object in the list (None: none)."""
+    return replace(state, selected=None if object_id in (None, "") else int(object_id))
+
+
+def relabel(project, state: AnnotateState, label: str) -> AnnotateState:
+    """Give the selected object the class `label`."""
+    if state.selected is None:
+        raise AppError("select an object first")
+    try:
+        project.relabel(state.selected, _label(project, label))
+    except KeyError as exc:
+        raise AppError(str(exc.args[0])) from None
+    return state
+
+
+def delete_selected(project, state: AnnotateState) -> AnnotateState:
+    """Delete the selected object."""
+    if state.selected is None:
+        raise AppError("select an object first")
+    try:
+        project.delete_object(state.selected)
+    except KeyError as exc:
+        raise AppError(str(exc.args[0])) from None
+    return replace(state, selected=None, reopened=None if state.reopened == state.selected else state.reopened)
+
+
+def reopen_selected(
+    engine: AppEngine, project, state: AnnotateState, settings: Settings, progress: Progress = no_progress
+) -> tuple[AnnotateState, dict]:
+    """Put the selected object's prompts back on the canvas and decode them, so the next
+    commit replaces it. Returns (the state, the canvas value with those prompts)."""
+    _need_image(state)
+    if state.selected is None:
+        raise AppError("select an object first")
+    record = project.object(state.selected)
+    prompts = record.provenance.prompts
+    points = [{"x": x, "y": y, "label": int(label), "i": k + 1}
+              for k, ((x, y), label) in enumerate(zip(prompts["points"], prompts["labels"]))]
+    boxes = []
+    if prompts.get("box"):
+        x0, y0, x1, y1 = prompts["box"]
+        boxes.append({"x0": x0, "y0": y0, "x1": x1, "y1": y1, "i": len(points) + 1})
+    value = {**compare.canvas_value(state.session.canvas_image), "points": points, "boxes": boxes, "rev": 1}
+    state = set_prompts(engine, replace(state, reopened=record.id, side=record.provenance.side), value, settings, progress)
+    return state, value
+
+
+def undo(project, state: AnnotateState) -> AnnotateState:
+    """Take back this annotator's last commit on the open image."""
+    _need_image(state)
+    removed = project.undo_last_commit(state.image_id, state.annotator)
+    if removed is None:
+        raise AppError("nothing to undo on this image")
+    return replace(state, selected=None, note=f"object {removed} taken back")
+
+
+def add_label(project, name: str) -> list[str]:
+    """Store a new class; returns every class name."""
+    try:
+        return project.add_labels([name])
+    except ValueError as exc:
+        raise AppError(str(exc)) from None
+
+
+def settings_for(engine: AppEngine, settings: Settings) -> tuple[int | str, list]:
+    """(resolution, [configs]) the two sides of `settings` are encoded with (for prefetch)."""
+    from ..basam.config import BASAMConfig
+
+    return parse_size(settings.size, engine.max_size), [BASAMConfig.vanilla(), settings.basam_config]

@@ -1,0 +1,314 @@
+"""The annotate page: its layout and the wiring of its events to `annotate.py` (what the events
+do) and `annotate_view.py` (what is shown). The engine, the project and the prefetcher are
+captured by the event functions; each browser session's state is an `AnnotateState` in
+gr.State, whose delete callback gives up the session's claim."""
+
+import logging
+import os
+import time
+from typing import Any, Callable, Optional
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before Gradio is imported: read at import
+
+import gradio as gr  # noqa: E402
+
+from . import annotate, annotate_view, compare  # noqa: E402
+from .annotate import AnnotateState  # noqa: E402
+from .auth import login_name  # noqa: E402
+from .canvas import PromptCanvas  # noqa: E402
+from .compare_page import RANDOM_WEIGHTS_WARNING, concurrency_limit  # noqa: E402
+from .engine import AppEngine  # noqa: E402
+from .prefetch import Prefetcher  # noqa: E402
+from .session import DEFAULT_BETA, AppError, Settings  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+NAME_KEY = "basam-ui-annotator"  # the browser's localStorage entry for the annotator's name
+EXPORT_FORMATS = {"COCO (JSON)": "coco", "PNG label maps": "png", "YOLO-seg": "yolo"}
+KEYS_HELP = (
+    "**Keys:** 1–9 class · Enter commit the mask as an object · S commit SAM's mask instead of BA-SAM's "
+    "(the view follows) · Delete delete the selected object · D / → next image · A / ← previous · "
+    "Shift+Enter mark done and open the next to do · B brush · E eraser (press again: back to prompts) · "
+    "[ / ] brush size · plus the canvas keys: N negative clicks · Z undo prompt · Esc clear prompts · "
+    "V view · F fit · 0 1:1 · + / − zoom. Keys do nothing while you type in a text field."
+)
+CSS = """
+#message p { color: #b91c1c; font-weight: 600; }
+#weights-warning { background: #fff4d6; border-radius: 6px; padding: 6px 12px; }
+#weights-warning p { color: #6b4a00; }
+#ann-keys p { font-size: 0.85em; opacity: 0.8; }
+.bc-ann-line { font-size: 0.85em; opacity: 0.8; }
+#ann-images { max-height: 60vh; overflow: auto; }
+"""
+
+
+def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetcher] = None) -> gr.Blocks:
+    """The annotate page for `project` (a basam_ui.project.Project), queued."""
+    prefetcher = prefetcher or Prefetcher(engine)
+    labels = project.labels()
+    with gr.Blocks(title=f"basam-ui: annotate {project.root.name}", analytics_enabled=False,
+                   delete_cache=(1800, 3600)) as demo:
+        state = gr.State(AnnotateState(), delete_callback=lambda st: annotate.close(engine, project, st))
+        gr.Markdown(f"## basam-ui — annotating `{project.root}`\nDatabase: `{project.db_path}` (saved as you go)")
+        gr.Markdown(RANDOM_WEIGHTS_WARNING, elem_id="weights-warning", visible=engine.random_weights)
+        message = gr.Markdown("", elem_id="message")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                name = gr.Textbox(label="Annotator", placeholder="your name (kept by this browser)", elem_id="ann-name")
+                progress = gr.Markdown("", elem_id="ann-progress")
+                with gr.Row():
+                    prev_btn = gr.Button("← Prev (A)", elem_id="ann-prev", size="sm")
+                    next_btn = gr.Button("Next (D) →", elem_id="ann-next", size="sm")
+                todo_btn = gr.Button("Next to do", elem_id="ann-todo", size="sm")
+                with gr.Row():
+                    done_btn = gr.Button("Done ✓ (Shift+Enter)", elem_id="ann-done", size="sm", variant="primary")
+                    skip_btn = gr.Button("Skip", elem_id="ann-skip", size="sm")
+                images = gr.Dataframe(
+                    headers=["image", "status", "objects"], datatype=["str", "str", "number"],
+                    interactive=False, elem_id="ann-images", label="Images (click one to open it; the 200 around the open one)", wrap=True,
+                    column_widths=["52%", "34%", "14%"],
+                )
+            with gr.Column(scale=3):
+                canvas = PromptCanvas(None, extensions=["annotate.js"], objects=None, elem_id="canvas")
+                gr.Markdown(KEYS_HELP, elem_id="ann-keys")
+                status = gr.Markdown("", elem_id="status")
+            with gr.Column(scale=1, min_width=260):
+                label = gr.Radio(annotate_view.class_choices(labels), value=annotate_view.class_choice(labels, labels[0]),
+                                 label="Class (1–9)", elem_id="ann-class")
+                with gr.Row():
+                    new_label = gr.Textbox(placeholder="new class", show_label=False, elem_id="ann-new-class", scale=3)
+                    add_label = gr.Button("Add", elem_id="ann-add-class", size="sm", scale=1)
+                side = gr.Radio(["BA-SAM", "SAM"], value="BA-SAM", label="Enter commits the mask of (S)", elem_id="ann-side")
+                with gr.Row():
+                    commit_btn = gr.Button("Commit (Enter)", elem_id="ann-commit", variant="primary", size="sm")
+                    undo_btn = gr.Button("Undo last commit", elem_id="ann-undo", size="sm")
+                objects = gr.Radio([], label="Objects (select one)", elem_id="ann-objects")
+                with gr.Row():
+                    relabel_btn = gr.Button("Set class", elem_id="ann-relabel", size="sm")
+                    reopen_btn = gr.Button("Reopen", elem_id="ann-reopen", size="sm")
+                    delete_btn = gr.Button("Delete (Del)", elem_id="ann-delete", size="sm", variant="stop")
+                with gr.Row():
+                    keep_btn = gr.Button("Changed file: keep objects", elem_id="ann-keep", size="sm")
+                    drop_btn = gr.Button("drop them", elem_id="ann-drop", size="sm")
+                with gr.Accordion("Model settings", open=False):
+                    model = gr.Dropdown(engine.model_types, value=engine.default_model, label="Model", elem_id="model",
+                                        interactive=len(engine.model_types) > 1)
+                    size = gr.Dropdown(engine.size_choices(), value=engine.default_size, label="Inference size S", elem_id="size")
+                    with gr.Row():
+                        nsf = gr.Checkbox(True, label="NSF", elem_id="nsf")
+                        bmam = gr.Checkbox(True, label="BM-AM", elem_id="bmam")
+                    beta = gr.Slider(0, 2.5, value=DEFAULT_BETA, step=0.05, label="β (BM-AM slope)", elem_id="beta")
+        with gr.Accordion("Report", open=False):
+            report = gr.Markdown("", elem_id="ann-report")
+            report_btn = gr.Button("Refresh the report", elem_id="ann-report-refresh", size="sm")
+        with gr.Row():
+            export_format = gr.Radio(list(EXPORT_FORMATS), value="COCO (JSON)", label="Export as", elem_id="ann-export-format")
+            polygons = gr.Checkbox(False, label="COCO polygons instead of RLE", elem_id="ann-polygons")
+            all_images = gr.Checkbox(False, label="every image with objects (not only done ones)", elem_id="ann-all")
+            export_btn = gr.Button("Export (zip)", elem_id="ann-export")
+            export_file = gr.File(label="Download", elem_id="ann-export-file", interactive=False)
+
+        settings_inputs = [model, size, nsf, bmam, beta]
+        light = [state, canvas, status, message]
+        full = light + [images, progress, objects, side]
+
+        def settings_of(data: dict) -> Settings:
+            return Settings(data[model], data[size], data[nsf], data[bmam], data[beta], False)
+
+        def shown(st: AnnotateState, everything: bool) -> dict:
+            """Component updates showing `st` (the list, progress and objects too with `everything`)."""
+            records = project.objects(st.image_id) if st.image_id is not None else []
+            masks = compare.masks_for_canvas(st.session)
+            out = {state: st, canvas: gr.update(masks=masks, objects=annotate_view.objects_layer(st, records)),
+                   status: annotate_view.status_text(project, st), message: ""}
+            if everything:
+                out.update({
+                    images: annotate_view.image_rows(project, st), progress: annotate_view.progress_text(project),
+                    objects: gr.update(choices=annotate_view.object_choices(records), value=st.selected),
+                    side: annotate.SIDE_NAMES[st.side],
+                })
+            return out
+
+        def guarded(event: Callable[..., tuple[AnnotateState, dict]], everything: bool = True, prefetch: bool = False):
+            """An event function for Gradio: runs `event(st, data, report)` marked busy for the
+            prefetcher, shows the state it returns; an AppError becomes the page's message."""
+
+            def run(data: dict, request: gr.Request, progress_bar=gr.Progress()) -> dict:
+                started = time.time()
+                with prefetcher.busy():
+                    st = annotate.start(data[state], login_name(request) or "")
+                    try:
+                        st, extra = event(st, data, lambda f, t: progress_bar(f, desc=t))
+                    except AppError as exc:
+                        return {message: f"⚠️ {exc}"}
+                    except Exception as exc:  # a bug: say so in the page, keep serving
+                        log.exception("annotate event failed")
+                        return {message: f"⚠️ internal error: {type(exc).__name__}: {exc}"}
+                    annotate.touch(project, st)
+                    out = with_extra(shown(st, everything), extra)
+                masks = out[canvas].get("masks")
+                if masks and masks.get("png"):
+                    masks["timings"].update(start=started * 1000, end=time.time() * 1000)
+                if prefetch:
+                    schedule_prefetch(st, settings_of(data))
+                return out
+
+            return run
+
+        def schedule_prefetch(st: AnnotateState, settings: Settings) -> None:
+            """Encode the image "next to do" would hand this session, when the server is idle."""
+            if st.image_id is None:
+                return
+            following = project.next_todo(st.holder, st.annotator, after=st.image_id, claim=False)
+            if following is None or following.id == st.image_id:
+                return
+            try:
+                resolution, configs = annotate.settings_for(engine, settings)
+            except AppError:
+                return
+            prefetcher.request(settings.model, str(project.file_path(following)), resolution, configs)
+
+        def with_extra(base: dict, extra: dict) -> dict:
+            """`base` updated by an event's own updates (the canvas's merged, prop by prop)."""
+            out = {**base, **extra}
+            if canvas in extra:
+                out[canvas] = {**base[canvas], **extra[canvas]}
+            return out
+
+        def fresh_canvas(st: AnnotateState) -> dict:
+            return {canvas: gr.update(value=compare.canvas_value(st.session.canvas_image))}
+
+        def moved(move: Callable[[AnnotateState, dict], AnnotateState]):
+            def event(st, data, report):
+                st = move(st, data)
+                return st, fresh_canvas(st)
+
+            return event
+
+        def on_load(data, request: gr.Request):
+            login = login_name(request)
+            st = annotate.start(AnnotateState(), login or data[name] or "")
+            try:
+                with prefetcher.busy():
+                    st = annotate.first_image(engine, project, st)
+            except AppError as exc:
+                return {state: st, message: f"⚠️ {exc}"}
+            out = with_extra(shown(st, True), fresh_canvas(st))
+            out[name] = gr.update(value=st.annotator, interactive=login is None)
+            out[report] = report_text()
+            return out
+
+        def encode_event(st, data, report):
+            return annotate.encode(engine, st, settings_of(data), report), {}
+
+        def report_text() -> str:
+            from ..project.report import project_figures, report_markdown
+
+            return report_markdown(project_figures(project), "Project report").replace("# Project report\n", "", 1)
+
+        def on_image_select(data, evt: gr.SelectData, request: gr.Request):
+            path = str((evt.row_value or [""])[0]).removeprefix(annotate_view.OPEN_MARK)
+
+            def event(st, _data, report):
+                try:
+                    image = project.image_by_path(path)
+                except KeyError:
+                    raise AppError("pick an image in the list") from None
+                return moved(lambda s, d: annotate.open_image(engine, project, s, image.id))(st, _data, report)
+
+            return guarded(event)(data, request)
+
+        def on_export(data: dict) -> dict:
+            from ..project.export import export_zip
+
+            fmt = EXPORT_FORMATS.get(data[export_format], "coco")
+            folder = engine.new_folder("export")
+            try:
+                path, result = export_zip(project, folder / f"{project.root.name or 'project'}-{fmt}.zip", fmt,
+                                          polygons=bool(data[polygons]), all_images=bool(data[all_images]))
+            except (ValueError, OSError) as exc:
+                return {message: f"⚠️ export failed: {exc}"}
+            note = "" if result.objects else "⚠️ the export holds no objects: mark images done, or tick 'every image with objects'"
+            return {export_file: str(path), message: note}
+
+        def on_add_label(data: dict) -> dict:
+            try:
+                names = annotate.add_label(project, data[new_label])
+            except AppError as exc:
+                return {message: f"⚠️ {exc}"}
+            choice = annotate_view.class_choice(names, data[new_label].strip())
+            return {label: gr.update(choices=annotate_view.class_choices(names), value=choice), new_label: "", message: ""}
+
+        def listen(trigger, fn, inputs, outputs, **kwargs):
+            return _listen(trigger, fn, {state, *settings_inputs, *inputs}, outputs, **kwargs)
+
+        everything = full + [canvas]
+        loaded = demo.load(on_load, {name}, full + [name, report],
+                           js=f"(n) => localStorage.getItem('{NAME_KEY}') || n || ''")
+        encode = guarded(encode_event, everything=False, prefetch=True)
+        loaded.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
+
+        def chain(trigger, event_fn, inputs=(), outputs=everything):
+            event = listen(trigger, guarded(event_fn), inputs, outputs)
+            event.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
+
+        chain(next_btn.click, moved(lambda s, d: annotate.go(engine, project, s, "next")))
+        chain(prev_btn.click, moved(lambda s, d: annotate.go(engine, project, s, "prev")))
+        chain(todo_btn.click, moved(lambda s, d: annotate.go(engine, project, s, "todo")))
+        chain(done_btn.click, moved(lambda s, d: annotate.mark(engine, project, s, "done")))
+        chain(keep_btn.click, moved(lambda s, d: annotate.resolve_changed(engine, project, s, True)))
+        chain(drop_btn.click, moved(lambda s, d: annotate.resolve_changed(engine, project, s, False)))
+        chain(skip_btn.click, moved(lambda s, d: annotate.mark(engine, project, s, "skipped")))
+        select = images.select(on_image_select, {state, *settings_inputs}, everything, concurrency_id="models",
+                               show_progress="minimal", api_visibility="private")
+        select.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
+
+        listen(canvas.prompt, guarded(lambda st, d, r: (annotate.set_prompts(engine, st, d[canvas], settings_of(d), r), {}),
+                                      everything=False), [canvas], light, trigger_mode="always_last")
+        listen(commit_btn.click, guarded(lambda st, d, r: _committed(annotate.commit(
+            engine, project, st, d[canvas], d[label], settings_of(d), r), fresh_canvas)), [canvas, label], everything)
+        listen(side.input, guarded(lambda st, d, r: (annotate.switch_side(st, d[side]), {})), [side], full)
+        listen(undo_btn.click, guarded(lambda st, d, r: (annotate.undo(project, st), {})), [], full)
+        listen(objects.input, guarded(lambda st, d, r: (annotate.select_object(st, d[objects]), {})), [objects], full)
+        listen(relabel_btn.click, guarded(lambda st, d, r: (annotate.relabel(project, st, d[label]), {})), [label], full)
+        listen(delete_btn.click, guarded(lambda st, d, r: (annotate.delete_selected(project, st), {})), [], full)
+
+        def on_reopen(st, d, r):
+            st, value = annotate.reopen_selected(engine, project, st, settings_of(d), r)
+            return st, {canvas: gr.update(value=value)}
+
+        listen(reopen_btn.click, guarded(on_reopen), [], everything)
+        settings_triggers = [model.change, size.change, nsf.input, bmam.input, beta.release]
+        listen(settings_triggers, encode, [], light, trigger_mode="always_last")
+        listen(name.change, guarded(lambda st, d, r: (annotate.set_annotator(project, st, d[name]), {}), everything=False),
+               [name], light)
+        name.change(None, [name], None, js=f"(n) => {{ localStorage.setItem('{NAME_KEY}', n || ''); }}",
+                    queue=False, api_visibility="private")
+        add_label.click(on_add_label, {new_label}, [label, new_label, message], api_visibility="private")
+        new_label.submit(on_add_label, {new_label}, [label, new_label, message], api_visibility="private")
+        report_btn.click(lambda: report_text(), None, report, api_visibility="private")
+        export_btn.click(on_export, {export_format, polygons, all_images}, [export_file, message],
+                         concurrency_id="export", api_visibility="private")
+    demo.queue(default_concurrency_limit=concurrency_limit(engine.device))
+    return demo
+
+
+def _committed(st: AnnotateState, fresh_canvas: Callable[[AnnotateState], dict]) -> tuple[AnnotateState, dict]:
+    """After a commit the canvas starts the next object: no prompts, no strokes."""
+    return st, fresh_canvas(st)
+
+
+def _listen(trigger, fn, inputs, outputs, **kwargs):
+    """Attach an event to one trigger or several, on the model queue, kept out of the API docs."""
+    options = dict(concurrency_id="models", show_progress="minimal", api_visibility="private", **kwargs)
+    if isinstance(trigger, list):
+        return gr.on(trigger, fn, inputs, outputs, **options)
+    return trigger(fn, inputs=inputs, outputs=outputs, **options)
+
+
+def annotate_launch_options(engine: AppEngine, logins=()) -> dict[str, Any]:
+    """demo.launch() options of the annotate page (the compare page's, with its CSS)."""
+    from .server import launch_options
+
+    return {**launch_options(engine, logins), "css": CSS}
+

@@ -1,0 +1,150 @@
+"""What the annotate page shows for a state: the image list, the progress line, the objects
+list, the committed objects as one palette PNG for the canvas, the class choices and the
+report. No Gradio; reads the project, changes nothing."""
+
+from __future__ import annotations
+
+import io
+from typing import Optional
+
+import numpy as np
+
+from . import compare, render
+from .annotate import SIDE_NAMES, AnnotateState
+
+OPEN_MARK = "▶ "
+STATUS_TEXT = {"todo": "to do", "in_progress": "in progress", "done": "done", "skipped": "skipped"}
+# distinct colours for objects (Tableau 10 then lighter ones), chosen by list position
+OBJECT_COLOURS = (
+    (78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79), (237, 201, 72),
+    (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172), (31, 119, 180), (44, 160, 44),
+    (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207),
+)
+LIST_LIMIT = 200  # rows of the image list
+MAX_DRAWN = 127  # objects drawn apart on the canvas (pixel value k + 1 inside, 128 + k + 1 on the edge)
+FILL_ALPHA, EDGE_ALPHA = 90, 255
+
+
+def class_choices(labels: list[str]) -> list[str]:
+    """Radio choices "1 · lesion", ... (keys 1-9 pick the first nine)."""
+    return [f"{k} · {name}" if k <= 9 else name for k, name in enumerate(labels, start=1)]
+
+
+def class_choice(labels: list[str], name: str) -> Optional[str]:
+    choices = class_choices(labels)
+    return choices[labels.index(name)] if name in labels else (choices[0] if choices else None)
+
+
+def image_rows(project, state: AnnotateState, limit: int = LIST_LIMIT) -> list[list]:
+    """Rows [image, status, objects] of the image list; flags for missing and changed files,
+    images open in another session, and the one open here (▶). A project of more than
+    `limit` images lists the `limit` around the open one (a page stays quick at 5,000)."""
+    others = project.claimed_by_others(state.holder or None)
+    images = project.images()
+    if len(images) > limit:
+        here = next((k for k, image in enumerate(images) if image.id == state.image_id), 0)
+        first = min(max(0, here - limit // 2), len(images) - limit)
+        images = images[first : first + limit]
+    rows = []
+    for image in images:
+        status = STATUS_TEXT.get(image.status, image.status)
+        if image.missing:
+            status += " · missing"
+        if image.changed:
+            status += " · changed!"
+        if image.id in others:
+            status += f" · open by {others[image.id] or 'another session'}"
+        name = (OPEN_MARK if image.id == state.image_id else "") + image.path
+        rows.append([name, status, image.object_count])
+    return rows
+
+
+def progress_text(project) -> str:
+    """'**3 / 10 done** · 1 skipped · 2 in progress · 14 objects' (+ missing / changed)."""
+    p = project.progress()
+    parts = [f"**{p.done} / {p.total} done**", f"{p.skipped} skipped", f"{p.in_progress} in progress", f"{p.objects} objects"]
+    if p.missing:
+        parts.append(f"⚠️ {p.missing} missing")
+    if p.changed:
+        parts.append(f"⚠️ {p.changed} changed since annotated")
+    return " · ".join(parts)
+
+
+def object_choices(records) -> list[tuple[str, int]]:
+    """Objects list entries: ('#1 lesion · BA-SAM · brushed', object id), bottom layer first."""
+    return [
+        (f"#{k} {r.label} · {SIDE_NAMES[r.provenance.side]}{' · brushed' if r.provenance.brushed else ''}"
+         f"{' · ' + r.provenance.annotator if r.provenance.annotator else ''}", r.id)
+        for k, r in enumerate(records, start=1)
+    ]
+
+
+def objects_layer(state: AnnotateState, records) -> Optional[dict]:
+    """The canvas's `objects` prop: the image's committed objects as one palette PNG at the
+    original size (pixel k + 1 inside object k of the list, 128 + k + 1 on its outline, later
+    objects on top; the palette carries each object's colour and transparency), with the
+    items' classes, colours and boxes and the side Enter commits; None without an image."""
+    session = state.session
+    if session.canvas_image is None or session.image is None:
+        return None
+    h, w = session.image.shape[:2]
+    items = [
+        {"id": r.id, "n": k + 1, "label": r.label, "bbox": r.bbox, "selected": r.id == state.selected,
+         "colour": "#%02x%02x%02x" % OBJECT_COLOURS[k % len(OBJECT_COLOURS)]}
+        for k, r in enumerate(records)
+    ]
+    png = pack_objects(records, h, w) if records else None
+    return {"url": session.canvas_image["url"], "png": render.data_url(png) if png else None, "items": items,
+            "side": state.side}
+
+
+def pack_objects(records, height: int, width: int) -> Optional[bytes]:
+    """Objects (bottom first) -> an 8-bit palette PNG with transparency (see `objects_layer`);
+    None when no object has the image's size (a changed file)."""
+    import cv2
+    from PIL import Image
+
+    values = np.zeros((height, width), np.uint8)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    drawn = False
+    for k, record in enumerate(records[:MAX_DRAWN]):
+        if (record.height, record.width) != (height, width):
+            continue
+        x0, y0, crop = record.cropped_mask()
+        inside = np.pad(crop.astype(np.uint8), 1)
+        edge = (inside & ~cv2.erode(inside, cross, borderType=cv2.BORDER_CONSTANT, borderValue=0))[1:-1, 1:-1]
+        region = values[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]]
+        region[crop] = k + 1
+        region[edge.astype(bool)] = 128 + k + 1
+        drawn = True
+    if not drawn:
+        return None
+    palette, alpha = [0, 0, 0], [0]
+    for v in range(1, 256):
+        k = (v & 127) - 1
+        colour = OBJECT_COLOURS[k % len(OBJECT_COLOURS)] if k >= 0 else (0, 0, 0)
+        palette += list(colour)
+        alpha.append(0 if k < 0 else EDGE_ALPHA if v & 128 else FILL_ALPHA)
+    image = Image.fromarray(values, "P")
+    image.putpalette(palette)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", transparency=bytes(alpha), compress_level=1)
+    return buffer.getvalue()
+
+
+def status_text(project, state: AnnotateState) -> str:
+    """The line under the canvas: the image, its status and the current mask's figures."""
+    session = state.session
+    if state.image_id is None or session.image is None:
+        return "No image open."
+    image = project.image(state.image_id)
+    h, w = session.image.shape[:2]
+    lines = [f"**{image.path}** ({w}×{h}) · {STATUS_TEXT.get(image.status, image.status)} · "
+             f"{image.object_count} object{'s' if image.object_count != 1 else ''} · "
+             f"Enter commits **{SIDE_NAMES[state.side]}**'s mask"
+             + (f" (replacing object {state.reopened})" if state.reopened else "")]
+    if state.note:
+        lines.append(state.note)
+    if session.sam is not None and session.basam is not None:
+        lines.append(compare.status_text(session))
+    return "  \n".join(lines)

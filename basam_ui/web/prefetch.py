@@ -1,0 +1,91 @@
+"""Encoding the next image ahead, while the server is otherwise idle: one background thread
+per engine, through `AppEngine.embed` (so the embedding lands in the shared cache that the
+page's next click reads). Page events mark themselves busy (`busy()`); the thread starts an
+encode only when no event has run for `idle_s`, checks again between sides, and nothing on
+the click path ever waits for it (a Next that needs the image being encoded joins that
+encode in the cache rather than starting a second). No Gradio here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
+
+from ..basam.config import BASAMConfig
+from .engine import AppEngine
+
+log = logging.getLogger(__name__)
+
+
+class Prefetcher:
+    """The latest wish of what to encode next, and the thread that encodes it when idle."""
+
+    def __init__(self, engine: AppEngine, idle_s: float = 0.5):
+        self.engine = engine
+        self.idle_s = float(idle_s)
+        self.done: list[str] = []  # paths encoded ahead (for tests and the page's status)
+        self._cond = threading.Condition()
+        self._wanted: Optional[tuple] = None
+        self._busy = 0
+        self._last_event = time.monotonic()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
+        self._thread.start()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Wrap every page event: while one runs (and for `idle_s` after) nothing is started."""
+        with self._cond:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._last_event = time.monotonic()
+                self._cond.notify_all()
+
+    def request(self, model: str, path: str, resolution: int | str, configs: Sequence[BASAMConfig]) -> None:
+        """Encode the image at `path` with each of `configs` when idle (replaces an older wish)."""
+        with self._cond:
+            self._wanted = (model, str(path), resolution, tuple(configs))
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def _idle(self) -> bool:
+        return self._busy == 0 and time.monotonic() - self._last_event >= self.idle_s
+
+    def _wait_idle(self) -> bool:
+        """Wait until no event runs (False when stopped)."""
+        with self._cond:
+            while not self._stopped and (self._wanted is None or not self._idle()):
+                self._cond.wait(timeout=self.idle_s if self._wanted is not None else None)
+            return not self._stopped
+
+    def _run(self) -> None:
+        from ..image_io import load_image
+
+        while self._wait_idle():
+            with self._cond:
+                wanted, self._wanted = self._wanted, None
+            if wanted is None:
+                continue
+            model, path, resolution, configs = wanted
+            try:
+                image = load_image(path, max_pixels=self.engine.max_pixels)
+                for config in configs:
+                    with self._cond:  # a click came in: let it have the cores, finish later
+                        if not self._idle():
+                            self._wanted = self._wanted or wanted
+                            break
+                    self.engine.embed(model, image, resolution, config)
+                else:
+                    self.done.append(path)
+            except Exception:  # a bad file or settings: the page will say so when it opens
+                log.info("prefetch of %s failed", path, exc_info=True)

@@ -1,0 +1,102 @@
+"""Helpers for the annotate page's browser tests: a project folder of small generated images,
+the `basam-ui annotate` server, and the page's gestures and waits."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from browser import serve
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT_MS = 120_000  # an encode on a busy 2-core CPU
+SERVER_ENV = {"OMP_NUM_THREADS": "1"}  # see test_app_browser.py
+
+
+def make_project(root: Path, count: int) -> Path:
+    """`count` 640x480 images with a disc and a rectangle (img0.png, img1.png, ...)."""
+    import cv2
+
+    root.mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        image = np.full((480, 640, 3), 200, np.uint8)
+        cv2.circle(image, (200 + 40 * k, 240), 90, (40, 80, 160), -1)
+        cv2.rectangle(image, (420, 100), (560, 300), (160, 40, 40), -1)
+        Image.fromarray(image).save(root / f"img{k}.png")
+    return root
+
+
+def serve_project(folder: Path, log_dir: Path, labels: str = "lesion,vessel"):
+    """`basam-ui annotate FOLDER` with random vit_t weights at S=... (a context manager)."""
+    command = [sys.executable, "-m", "basam_ui", "annotate", str(folder), "--labels", labels, "--random-weights",
+               "--model", "vit_t", "--device", "cpu", "--max-size", "1024", "--port", "{port}"]
+    return serve(command, log_dir=log_dir, cwd=REPO, timeout=180, env=SERVER_ENV)
+
+
+class AnnotatePage:
+    """One browser tab on the annotate page."""
+
+    def __init__(self, page, url: str):
+        self.page = page
+        page.goto(url)
+        self.wait_ready()
+
+    def js(self, expression: str):
+        return self.page.evaluate(f"() => {{ const root = document.querySelector('#canvas .bc-root'); return {expression}; }}")
+
+    def wait_ready(self) -> None:
+        """The canvas shows an image and its embeddings are there (the status line says so)."""
+        self.page.wait_for_function(
+            "() => document.querySelector('#canvas .bc-root')?.dataset.ready === '1'", timeout=TIMEOUT_MS)
+        self.wait_status("click the image")
+
+    def wait_status(self, *texts: str) -> str:
+        self.page.wait_for_function(
+            "ts => { const s = document.querySelector('#status'); return s && ts.every(t => s.innerText.includes(t)) }",
+            arg=list(texts), timeout=TIMEOUT_MS,
+        )
+        return self.page.inner_text("#status")
+
+    def wait_objects(self, count: int) -> None:
+        """The canvas draws `count` committed objects."""
+        self.page.wait_for_function(
+            "n => document.querySelector('#canvas .bc-root')?.dataset.objects === String(n)", arg=count,
+            timeout=TIMEOUT_MS)
+
+    def client(self, x: float, y: float) -> tuple[float, float]:
+        """Page coordinates of original pixel (x, y)."""
+        point = self.js(f"root.bc.toClient({x}, {y})")
+        return point["x"], point["y"]
+
+    def click(self, x: float, y: float) -> None:
+        self.page.mouse.click(*self.client(x, y))
+
+    def drag(self, start: tuple[float, float], end: tuple[float, float], steps: int = 8) -> None:
+        mouse = self.page.mouse
+        mouse.move(*self.client(*start))
+        mouse.down()
+        mouse.move(*self.client(*end), steps=steps)
+        mouse.up()
+
+    def wait_masks(self) -> None:
+        self.page.wait_for_function(
+            "() => !!document.querySelector('#canvas .bc-root').bc.state().masks", timeout=TIMEOUT_MS)
+
+    def image_rows(self) -> list[list[str]]:
+        """The image list's rows as text cells (once it has rows)."""
+        self.page.wait_for_function(
+            "() => [...document.querySelectorAll('#ann-images [role=row]')].some(r => r.innerText.includes('.png'))",
+            timeout=TIMEOUT_MS)
+        return self.page.evaluate(
+            "() => [...document.querySelectorAll('#ann-images [role=row]')].slice(1)"
+            ".map(r => r.innerText.split('\\n').map(c => c.trim()).filter(c => c))")
+
+    def pixel(self, x: int, y: int) -> list[int]:
+        """The canvas's RGB at the centre of original pixel (x, y)."""
+        return self.js(
+            f"(() => {{ const s = root.bc.state(), c = root.querySelector('canvas'), d = window.devicePixelRatio || 1;"
+            f" const px = Math.floor(s.tx * d + ({x} + 0.5) * s.scale), py = Math.floor(s.ty * d + ({y} + 0.5) * s.scale);"
+            f" return [...c.getContext('2d').getImageData(px, py, 1, 1).data.slice(0, 3)]; }})()")
