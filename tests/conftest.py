@@ -9,6 +9,21 @@ import pytest
 SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's model work on one torch thread. On a 2-core machine shared with other
+    jobs, two OpenMP threads spend most of each small decoder op waiting at barriers for the
+    busy core (measured: 10 clicks took 13.6 s with two threads, 1.3 s with one). Nothing
+    asserted depends on it; it keeps a file's runtime predictable. Use it with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def vit_t():
     """A seeded random-weight MobileSAM on the CPU."""

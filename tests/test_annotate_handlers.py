@@ -22,15 +22,7 @@ SIZES = {"a.png": (120, 160), "b.png": (100, 140), "c.png": (90, 120), "d.png": 
 SETTINGS = Settings("vit_t", 256, True, True, 0.1, False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread: this 2-core machine is shared (see test_app_handlers.py)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,18 +21,7 @@ W, H = 2048, 1365
 SMALL = 256  # encoder size for most tests: fast on a CPU
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Run this file's model work on one thread. On a 2-core machine shared with other jobs,
-    two OpenMP threads spend most of each small decoder op waiting at barriers for the busy
-    core (measured here: 10 clicks took 13.6 s with two threads, 1.3 s with one). Nothing
-    asserted depends on it; it keeps the file's runtime predictable."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

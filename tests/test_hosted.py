@@ -26,15 +26,7 @@ SMALL = 256
 POINTS = "[[1000, 700, 1], [300, 250, 0]]"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread (as in test_app_handlers.py): the 2-core machine is shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def settings(**changes) -> Settings:
