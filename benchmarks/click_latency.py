@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                     page.click("#size input")
                     page.click(f"#size li[aria-label='{size}']")
                 page.wait_for_function(
-                    "s => document.querySelector('#status').innerText.includes('S=' + s + ',')", arg=size, timeout=600_000)
+                    "s => document.querySelector('#status').innerText.includes('S=' + s + ')')", arg=size, timeout=600_000)
                 page.wait_for_function(
                     "() => !document.querySelector('#status').innerText.includes('encoding')", timeout=600_000)
                 rows = click_series(page, args.clicks + 2)[2:]  # two warm-up clicks

@@ -358,7 +358,7 @@ def test_encoder_precision_shows_in_status_api_and_exports(vit_t, tmp_path, prec
         session = compare.compute(eng, compare.upload_image(eng, str(PHOTO)), settings())
         session = compare.set_prompts(eng, session, canvas_with(session, [(1000, 700, 1)]), settings())
         assert session.sam.precision == session.basam.precision == precision
-        assert compare.status_text(session).count(f"S={SMALL}, {precision})") == 2
+        assert compare.status_text(session).count(f"ms · {precision}") == 2
         assert read_png_metadata(compare.export_mask_file(eng, session, "BA-SAM", "PNG"))["precision"] == precision
         _, _, info = api.segment(eng, str(PHOTO), "[[1000, 700, 1]]", "", SMALL)
         assert info["sam"]["precision"] == info["basam"]["precision"] == precision

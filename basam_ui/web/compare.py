@@ -297,10 +297,10 @@ def _side_line(name: str, result: SideResult) -> str:
         if result.source == "computed"
         else f"embedding from the cache ({result.source}, hit)"
     )
-    line = f"**{name}** ({setting_label(result.config)}, S={result.size}, {result.precision}): {encode}"
+    line = f"**{name}** ({setting_label(result.config)}, S={result.size}): {encode}"
     if result.masks is not None:
         line += f"; decoded in {result.decode_seconds * 1000:.0f} ms"
-    return line
+    return line + f" · {result.precision}"
 
 
 def status_text(session: Session) -> str:
