@@ -116,14 +116,12 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             return Settings(data[model], data[size], data[nsf], data[bmam], data[beta], False)
 
         def shown(st: AnnotateState, everything: bool) -> dict:
-            """Component updates showing `st` (the list, progress and objects too with `everything`).
-            The light events (prompts, encoding, the annotator's name) change no object, so they
-            leave the canvas's objects layer as it is rather than read and repack every object."""
+            """Component updates showing `st` (the list, progress and objects too with `everything`)."""
+            records = project.objects(st.image_id) if st.image_id is not None else []
             masks = compare.masks_for_canvas(st.session)
-            out = {state: st, canvas: gr.update(masks=masks), status: annotate_view.status_text(project, st), message: ""}
+            out = {state: st, canvas: gr.update(masks=masks, objects=annotate_view.objects_layer(st, records)),
+                   status: annotate_view.status_text(project, st), message: ""}
             if everything:
-                records = project.objects(st.image_id) if st.image_id is not None else []
-                out[canvas] = gr.update(masks=masks, objects=annotate_view.objects_layer(st, records))
                 out.update({
                     images: annotate_view.image_rows(project, st), progress: annotate_view.progress_text(project),
                     objects: gr.update(choices=annotate_view.object_choices(records), value=st.selected),
