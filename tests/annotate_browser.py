@@ -61,10 +61,23 @@ class AnnotatePage:
         return self.page.inner_text("#status")
 
     def wait_objects(self, count: int) -> None:
-        """The canvas draws `count` committed objects."""
-        self.page.wait_for_function(
-            "n => document.querySelector('#canvas .bc-root')?.dataset.objects === String(n)", arg=count,
-            timeout=TIMEOUT_MS)
+        """The canvas draws `count` committed objects (on a timeout, the page's state says why)."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function(
+                "n => document.querySelector('#canvas .bc-root')?.dataset.objects === String(n)", arg=count,
+                timeout=TIMEOUT_MS)
+        except PlaywrightTimeout:
+            raise AssertionError(f"the canvas did not draw {count} objects: {self.describe()}") from None
+
+    def describe(self) -> dict:
+        """What the page shows now: the canvas's objects, prompts, masks and view, the status
+        line and any message or error toast (for failure messages)."""
+        return self.js(
+            "(() => { const s = root.bc.state(), text = q => [...document.querySelectorAll(q)].map(e => e.innerText);"
+            " return {objects: root.dataset.objects, prompts: JSON.stringify(s.prompts ?? null), masks: !!s.masks,"
+            " view: s.view, status: text('#status'), messages: text('#message, .toast-body')}; })()")
 
     def client(self, x: float, y: float) -> tuple[float, float]:
         """Page coordinates of original pixel (x, y)."""

@@ -209,6 +209,16 @@ def test_each_view_shows_its_masks_and_the_swipe_divider_moves(page):
         press(page, "v")
 
 
+def test_the_masks_last_sent_win_even_when_an_earlier_answer_decodes_later(page):
+    """Answers can arrive back to back (a click's masks, then a commit's "no masks"): the
+    first one's PNG decodes after the second is already set, and must not bring it back."""
+    masks = synthetic_masks(page)
+    bc(page, "async (b, m) => { const first = b.setMasks(m); const second = b.setMasks(null); await Promise.all([first, second]); }", masks)
+    assert state(page)["masks"] is None
+    bc(page, "async (b, m) => { await Promise.all([b.setMasks(null), b.setMasks(m)]); }", masks)
+    assert state(page)["masks"] == {"rev": -1, "width": W, "height": H}
+
+
 def test_every_key_works_and_none_while_typing(page):
     press(page, "f")
     fit = state(page)["scale"]

@@ -63,7 +63,9 @@ async function setObjects(layer) {
   if (layer && layer.side && layer.side !== ann.side) { ann.side = layer.side; setView(layer.side); }
   if (layer && layer.png) {
     const blob = await (await fetch(layer.png)).blob(), bitmap = await createImageBitmap(blob);
-    if (ann.layer === layer) ann.bitmap = bitmap;
+    // a newer layer arrived while this one decoded (answers can overtake each other): it wins
+    if (ann.layer !== layer) return;
+    ann.bitmap = bitmap;
   }
   root.dataset.objects = layer ? (layer.items || []).length : 0;
   draw();

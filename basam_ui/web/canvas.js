@@ -13,7 +13,7 @@ const st = {
   view: 'basam', scale: 1, tx: 0, ty: 0, fitted: false, key: null, W: 0, H: 0,
   display: null, full: null, fullState: 'none', fullTries: 0,
   masks: null, layers: new Map(), swipe: 0.5,
-  drag: null, space: false, hover: false, pending: new Map(), latency: [], drawn: 0,
+  drag: null, space: false, hover: false, pending: new Map(), latency: [], drawn: 0, maskTicket: 0,
 };
 
 const resolve = u => (u.includes(':') || u.startsWith('/')) ? u
@@ -132,6 +132,8 @@ function dropLayers() {  // free the decoded layers of the masks being replaced
   st.layers = new Map();
 }
 async function setMasks(m) {
+  // the masks prop last set wins, even when an earlier one finishes decoding after it
+  const ticket = ++st.maskTicket;
   if (!m || !m.png) {
     st.masks = null; dropLayers(); draw(); st.drawn++; root.dataset.drawn = st.drawn; return;
   }
@@ -141,7 +143,7 @@ async function setMasks(m) {
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   const next = {...m, bytes}, kinds = kindsFor(st.view);
   const bitmaps = await Promise.all(kinds.map(kind => recolor(bytes, kind)));
-  if (m.url !== st.key) return;
+  if (m.url !== st.key || ticket !== st.maskTicket) return;
   dropLayers();
   st.masks = next; st.layers = new Map(kinds.map((kind, k) => [kind, bitmaps[k]]));
   draw();
