@@ -60,7 +60,6 @@ function annStatus(v) {
 }
 async function setObjects(layer) {
   ann.layer = layer || null; ann.bitmap = null;
-  if (layer && layer.side && layer.side !== ann.side) { ann.side = layer.side; setView(layer.side); }
   if (layer && layer.png) {
     const blob = await (await fetch(layer.png)).blob(), bitmap = await createImageBitmap(blob);
     // a newer layer arrived while this one decoded (answers can overtake each other): it wins
@@ -110,12 +109,16 @@ function pickRadio(id, k) {  // the k-th (0-based) choice of a radio group
   const inputs = document.querySelectorAll(`#${id} input[type=radio]`);
   if (inputs[k]) inputs[k].click();
 }
-function toggleSide() {
+function showSide(side) { if (side !== ann.side) { ann.side = side; setView(side); } }
+function toggleSide() {  // the radio's own change (see annotate_page.SIDE_VIEW_JS) comes later: show it now
   const inputs = [...document.querySelectorAll('#ann-side input[type=radio]')];
   const other = inputs.find(i => !i.checked);
   if (other) other.click();
-  ann.side = ann.side === 'basam' ? 'sam' : 'basam'; setView(ann.side);
+  showSide(ann.side === 'basam' ? 'sam' : 'basam');
 }
+// the "Enter commits" radio changed (by the annotator, or by the server after a commit or a
+// reopen): the canvas shows that side's mask
+root.addEventListener('bc-side', ev => showSide(ev.detail));
 function annKey(ev) {
   if (!root.isConnected) { document.removeEventListener('keydown', annKey, true); return; }
   if (typing(ev) || ev.altKey || ev.metaKey || ev.ctrlKey) return;

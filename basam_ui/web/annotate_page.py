@@ -24,6 +24,9 @@ from .session import DEFAULT_BETA, AppError, Settings  # noqa: E402
 log = logging.getLogger(__name__)
 
 NAME_KEY = "basam-ui-annotator"  # the browser's localStorage entry for the annotator's name
+# the "Enter commits" radio -> the canvas shows that side (annotate.js listens for "bc-side")
+SIDE_VIEW_JS = ("(side) => { document.querySelector('#canvas .bc-root')?.dispatchEvent("
+                "new CustomEvent('bc-side', {detail: side === 'SAM' ? 'sam' : 'basam'})); }")
 EXPORT_FORMATS = {"COCO (JSON)": "coco", "PNG label maps": "png", "YOLO-seg": "yolo"}
 KEYS_HELP = (
     "**Keys:** 1–9 class · Enter commit the mask as an object · S commit SAM's mask instead of BA-SAM's "
@@ -265,9 +268,13 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
 
         listen(canvas.prompt, guarded(lambda st, d, r: (annotate.set_prompts(engine, st, d[canvas], settings_of(d), r), {}),
                                       everything=False), [canvas], light, trigger_mode="always_last")
+        # the side as the page shows it when Enter is pressed: a quick S + Enter sends two events
+        # that can reach the queue in either order
         listen(commit_btn.click, guarded(lambda st, d, r: _committed(annotate.commit(
-            engine, project, st, d[canvas], d[label], settings_of(d), r), fresh_canvas)), [canvas, label], everything)
-        listen(side.input, guarded(lambda st, d, r: (annotate.switch_side(st, d[side]), {})), [side], full)
+            engine, project, annotate.switch_side(st, d[side]) if d[side] else st, d[canvas], d[label],
+            settings_of(d), r), fresh_canvas)), [canvas, label, side], everything)
+        # the side lives in the page until Enter (the commit reads it); the canvas follows it
+        side.change(None, [side], None, js=SIDE_VIEW_JS, queue=False, api_visibility="private")
         listen(undo_btn.click, guarded(lambda st, d, r: (annotate.undo(project, st), {})), [], full)
         listen(objects.input, guarded(lambda st, d, r: (annotate.select_object(st, d[objects]), {})), [objects], full)
         listen(relabel_btn.click, guarded(lambda st, d, r: (annotate.relabel(project, st, d[label]), {})), [label], full)

@@ -83,7 +83,7 @@ def objects_layer(state: AnnotateState, records) -> Optional[dict]:
     """The canvas's `objects` prop: the image's committed objects as one palette PNG at the
     original size (pixel k + 1 inside object k of the list, 128 + k + 1 on its outline, later
     objects on top; the palette carries each object's colour and transparency), with the
-    items' classes, colours and boxes and the side Enter commits; None without an image."""
+    items' classes, colours and boxes; None without an image."""
     session = state.session
     if session.canvas_image is None or session.image is None:
         return None
@@ -94,8 +94,7 @@ def objects_layer(state: AnnotateState, records) -> Optional[dict]:
         for k, r in enumerate(records)
     ]
     png = pack_objects(records, h, w) if records else None
-    return {"url": session.canvas_image["url"], "png": render.data_url(png) if png else None, "items": items,
-            "side": state.side}
+    return {"url": session.canvas_image["url"], "png": render.data_url(png) if png else None, "items": items}
 
 
 def pack_objects(records, height: int, width: int) -> Optional[bytes]:
@@ -140,9 +139,8 @@ def status_text(project, state: AnnotateState) -> str:
     image = project.image(state.image_id)
     h, w = session.image.shape[:2]
     lines = [f"**{image.path}** ({w}×{h}) · {STATUS_TEXT.get(image.status, image.status)} · "
-             f"{image.object_count} object{'s' if image.object_count != 1 else ''} · "
-             f"Enter commits **{SIDE_NAMES[state.side]}**'s mask"
-             + (f" (replacing object {state.reopened})" if state.reopened else "")]
+             f"{image.object_count} object{'s' if image.object_count != 1 else ''}"
+             + (f" · Enter replaces object {state.reopened}" if state.reopened else "")]
     if state.note:
         lines.append(state.note)
     if session.sam is not None and session.basam is not None:
