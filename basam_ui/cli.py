@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     att.add_argument("--sizes", nargs="+", type=int, default=[2048, 4096], metavar="S", help="input sizes (default: 2048 4096)")
     att.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest is reported (default: 2)")
+    att.add_argument("--compiled", action="store_true",
+                     help="also time the bf16 path with its torch.compile'd softmax (BASAM_UI_COMPILE=1; compiling "
+                     "takes 20-30 s per size)")
     agr = bench_sub.add_parser(
         "agreement",
         help="mask agreement of auto/bf16 with fp32 on photos",

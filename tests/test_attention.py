@@ -81,12 +81,15 @@ def test_bfloat16_close_to_float32_reference():
     assert (fast.float() - reference).abs().max().item() <= 5e-2
 
 
-@pytest.mark.parametrize("budget, compiled", [(None, True), (2 * 45 * 2, True), (2 * 45 * 2, False)])
-def test_bfloat16_cpu_path_matches_reference(budget, compiled, monkeypatch):
+@pytest.mark.parametrize("budget, compiled, span", [
+    (None, True, 256), (2 * 45 * 2, True, 256), (2 * 45 * 2, False, 256), (4 * 45 * 2, False, 5)])
+def test_bfloat16_cpu_path_matches_reference(budget, compiled, span, monkeypatch):
     """bf16 with SAM's relative terms on the CPU takes the matmul path (no SDPA, no mask),
-    chunked or not, with the compiled fused softmax or the eager one, and stays within
-    bf16's error of the float32 reference: relative error below 2% (bf16 keeps 8
+    chunked or not (blocks of 1 or 3 queries, probabilities . v over all 45 or over spans of
+    6, the last one short), with the compiled fused softmax or the eager one, and stays
+    within bf16's error of the float32 reference: relative error below 2% (bf16 keeps 8
     significant bits; measured ~0.8%)."""
+    monkeypatch.setattr(attention, "LOW_PRECISION_MIN_PV_QUERIES", span)
     q, k, v, extra = _inputs(2, 3, (5, 9), 16, rel=True, seed=4)
     assert attention._fused_grid_softmax() is not None  # torch.compile works here (CI too)
     monkeypatch.setenv("BASAM_UI_COMPILE", "1" if compiled else "0")

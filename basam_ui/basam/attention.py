@@ -36,10 +36,15 @@ from .config import length_scale
 # queries at S = 2048 needs 100 MB; 256 MB chunks keep memory small and the SDPA calls large
 # (measured on a 2-core CPU: 64 MB chunks were slower, one 800 MB mask at S = 1024 too).
 MASK_BUDGET_BYTES = 256 * 2**20
-# Upper bound on one chunk of bf16 logits in the CPU bf16 path (one head's queries at a time).
-# Measured on a 2-core EPYC at N = 16384: 64-query chunks made the matmuls 4x slower per
-# query than 256-1024-query ones; 16 MB is 512 queries there and 128 at N = 65536.
-LOW_PRECISION_BUDGET_BYTES = 16 * 2**20
+# Upper bound on one block of bf16 logits in the CPU bf16 path (one head's queries at a time):
+# logits . k, the row and column terms and the softmax run on one block while it is still in
+# the cache. Measured per head on the 2-core EPYC (benchmarks/attention_chunks.py): 8 MB
+# (256 queries at N = 16384, 64 at N = 65536) took 0.39 s and 7.0 s, 16 MB 0.55 s and 8.9 s,
+# 4 MB 0.43 s and 9.6 s.
+LOW_PRECISION_BUDGET_BYTES = 8 * 2**20
+# Queries per probabilities . v product: at least this many, so that v (8 MB at N = 65536)
+# is read once per 256 queries rather than once per block (1.4 s instead of 1.9-2.4 s per head).
+LOW_PRECISION_MIN_PV_QUERIES = 256
 
 
 def attention_scale(head_dim: int, size: int, nsf: bool) -> float:
@@ -270,25 +275,34 @@ def _low_precision_attention(
     out = q.new_empty(batch * heads, n, v.shape[-1])
     group, step = plan_chunks(batch * heads, 1, n, n, q.element_size(), max_bytes)
     step = _even_step(n, step)
+    # a span of whole blocks shares one probabilities . v product
+    span = step * max(1, min(n // step, -(-LOW_PRECISION_MIN_PV_QUERIES // step))) if group == 1 else step
+    probs = q.new_empty(group, span, n)
     for g0 in range(0, batch * heads, group):
         g1 = min(batch * heads, g0 + group)
-        for i0 in range(0, n, step):
-            i1 = min(n, i0 + step)
-            logits = torch.baddbmm(
-                q.new_empty(g1 - g0, i1 - i0, n), q3[g0:g1, i0:i1], keys_t[g0:g1], beta=0.0, alpha=scale
-            )
-            probs = softmax(logits, row_term[g0:g1, i0:i1], col_term[g0:g1, i0:i1])
-            torch.bmm(probs, v3[g0:g1], out=out[g0:g1, i0:i1])
+        for s0 in range(0, n, span):
+            s1 = min(n, s0 + span)
+            for i0 in range(s0, s1, step):
+                i1 = min(s1, i0 + step)
+                block = probs[: g1 - g0, i0 - s0 : i1 - s0]
+                torch.baddbmm(block, q3[g0:g1, i0:i1], keys_t[g0:g1], beta=0.0, alpha=scale, out=block)
+                result = softmax(block, row_term[g0:g1, i0:i1], col_term[g0:g1, i0:i1])
+                if result is not block:
+                    block.copy_(result)
+            torch.bmm(probs[: g1 - g0, : s1 - s0], v3[g0:g1], out=out[g0:g1, s0:s1])
     return out.view(batch, heads, n, v.shape[-1])
 
 
 def _grid_softmax(logits: torch.Tensor, row_term: torch.Tensor, col_term: torch.Tensor) -> torch.Tensor:
     """softmax over keys of logits (G, c, rows * cols) + row_term (G, c, rows) over key rows +
-    col_term (G, c, cols) over key columns; the terms are added in place into `logits`."""
+    col_term (G, c, cols) over key columns, computed in place: returns `logits` itself when it
+    is contiguous (a new tensor otherwise)."""
     groups, queries, n = logits.shape
     on_grid = logits.view(groups, queries, row_term.shape[-1], col_term.shape[-1])
     on_grid += row_term[..., :, None]
     on_grid += col_term[..., None, :]
+    if logits.is_contiguous():  # the CPU kernel reads each row before writing it
+        return torch.ops.aten._softmax.out(logits, -1, False, out=logits)
     return torch.softmax(logits, dim=-1)
 
 
