@@ -53,9 +53,11 @@ def _sync(device: torch.device) -> None:
 
 
 def run_prompt_bench(args: argparse.Namespace) -> int:
-    """Print a table of encode time and predict p50/p95 per model, size, precision and mask
-    path ("all": every candidate at full resolution, the old path; "best": only the chosen
-    one), the cases interleaved prompt by prompt, with p50 ratios to the first case."""
+    """Print a table of encode time and predict p50/p95 per model, size, precision, decoder
+    forward ("SAM's": the decoder's own; "lean": `lean_decoder`) and mask path ("all": every
+    candidate at full resolution; "best": only the chosen one), the cases interleaved prompt
+    by prompt, with p50 ratios to the first case: fp32 with SAM's forward and every candidate,
+    the path before the bf16 work."""
     device = torch.device(args.device) if args.device else default_device()
     precisions = list(dict.fromkeys(getattr(args, "precision", None) or ["fp32", "auto"]))
     image = bench_image()
@@ -70,9 +72,13 @@ def run_prompt_bench(args: argparse.Namespace) -> int:
                 seg = Segmenter(sam, cache_bytes=1 << 30, precision=precision)
                 print(f"[bench prompt] {model_type} S={size} {precision}: encoding...", file=sys.stderr, flush=True)
                 embedding = seg.embed(image, size, BASAMConfig())
-                for full_res in ("all", "best"):
-                    seg.predict_with(embedding, **prompts[0], full_res=full_res)  # warm-up
-                    cases.append((seg, embedding, full_res, []))
+                variants = [(seg, "all"), (seg, "best")]
+                if precision == precisions[0]:  # SAM's own decoder forward, sharing the embedding
+                    stock = Segmenter(sam, cache=seg.cache, precision=precision, lean_decoder=False)
+                    variants = [(stock, "all"), *variants]
+                for segmenter, full_res in variants:
+                    segmenter.predict_with(embedding, **prompts[0], full_res=full_res)  # warm-up
+                    cases.append((segmenter, embedding, full_res, []))
             for prompt in prompts:
                 for seg, embedding, full_res, latencies in cases:
                     _sync(device)
@@ -82,19 +88,21 @@ def run_prompt_bench(args: argparse.Namespace) -> int:
                     latencies.append(time.perf_counter() - started)
             first = None
             for seg, embedding, full_res, latencies in cases:
-                assert seg.encoder_calls == 1, "a prediction re-encoded the image"
+                assert seg.encoder_calls == (1 if seg.lean_decoder else 0), "a prediction re-encoded the image"
                 p50, p95 = np.percentile(latencies, [50, 95]) * 1000
                 first = first or p50
                 precision = f"{seg.precision} (encoder {seg.encoder_precision}, decoder {seg.decoder_precision})"
-                rows.append((model_type, size, precision, full_res, embedding.encode_seconds, p50, p95, p50 / first,
-                             seg.encoder_calls))  # fmt: skip
+                forward = "lean" if seg.lean_decoder else "SAM's"
+                rows.append((model_type, size, precision, forward, full_res, embedding.encode_seconds, p50, p95,
+                             p50 / first))  # fmt: skip
         del sam
     print(f"\npredict latency with a warm cache on {device} (image {width}x{height}, "
           f"{args.predictions} mixed prompts, multimask; masks: all = every candidate at full resolution, "
           f"best = only the highest-scoring one; cases interleaved)\n")  # fmt: skip
-    print("| model | S | precision | masks | encode (s) | predict p50 (ms) | predict p95 (ms) | p50 / first | encoder passes |")
+    print("| model | S | precision | decoder forward | masks | encode (s) | predict p50 (ms) | predict p95 (ms) "
+          "| p50 / first |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
-    for model_type, size, precision, full_res, encode_s, p50, p95, ratio, calls in rows:
-        print(f"| {model_type} | {size} | {precision} | {full_res} | {encode_s:.2f} | {p50:.1f} | {p95:.1f} | "
-              f"{ratio:.2f} | {calls} |")  # fmt: skip
+    for model_type, size, precision, forward, full_res, encode_s, p50, p95, ratio in rows:
+        print(f"| {model_type} | {size} | {precision} | {forward} | {full_res} | {encode_s:.2f} | {p50:.1f} | "
+              f"{p95:.1f} | {ratio:.2f} |")  # fmt: skip
     return 0

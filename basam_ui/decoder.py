@@ -71,15 +71,21 @@ def decode_masks(
     mask_input: Optional[torch.Tensor],
     multimask_output: bool,
     image_pe: Optional[torch.Tensor] = None,
+    lean: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-res mask logits (1, C, S/4, S/4) and predicted IoUs (1, C) for an image embedding
     (1, 256, S/16, S/16); prompts as in `embed_prompts`. `image_pe` is `dense_pe(...)` for
-    the embedding's grid (computed here when None)."""
+    the embedding's grid (computed here when None). `lean` runs `lean_decoder`'s forward
+    where the decoder has SAM's structure; False runs the decoder's own forward."""
+    from .lean_decoder import lean_predict_masks, supports_lean
+
     grid = embedding.shape[-1]
     size = grid * 16
     sparse, dense = embed_prompts(sam.prompt_encoder, size, points, labels, boxes, mask_input)
     if image_pe is None:
         image_pe = dense_pe(sam.prompt_encoder, grid)
+    if lean and supports_lean(sam.mask_decoder):
+        return lean_predict_masks(sam.mask_decoder, embedding, image_pe, sparse, dense, multimask_output)
     return sam.mask_decoder(
         image_embeddings=embedding,
         image_pe=image_pe,

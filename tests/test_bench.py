@@ -64,10 +64,12 @@ def test_prompt_bench_table(capsys):
     assert bench_prompt.run_prompt_bench(args) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| vit_t")]
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
-    assert [(c[2].split()[0], c[3]) for c in cells] == [("fp32", "all"), ("fp32", "best"), ("bf16", "all"), ("bf16", "best")]
-    for c in cells:  # model, S, precision, masks, encode, p50, p95, p50 / first, encoder passes
-        assert c[1] == "256" and float(c[5]) > 0 and float(c[6]) >= float(c[5]) and c[8] == "1"
-    assert cells[0][7] == "1.00" and float(cells[3][7]) > 0
+    assert [(c[2].split()[0], c[3], c[4]) for c in cells] == [
+        ("fp32", "SAM's", "all"), ("fp32", "lean", "all"), ("fp32", "lean", "best"), ("bf16", "lean", "all"),
+        ("bf16", "lean", "best")]  # fmt: skip
+    for c in cells:  # model, S, precision, decoder forward, masks, encode, p50, p95, p50 / first
+        assert c[1] == "256" and float(c[6]) > 0 and float(c[7]) >= float(c[6])
+    assert cells[0][8] == "1.00" and float(cells[4][8]) > 0
 
 
 def test_project_bench_prints_its_figures(capsys):

@@ -37,11 +37,12 @@ from .config import length_scale
 # (measured on a 2-core CPU: 64 MB chunks were slower, one 800 MB mask at S = 1024 too).
 MASK_BUDGET_BYTES = 256 * 2**20
 # Upper bound on one block of bf16 logits in the CPU bf16 path (one head's queries at a time):
-# logits . k, the row and column terms and the softmax run on one block while it is still in
-# the cache. Measured per head on the 2-core EPYC (benchmarks/attention_chunks.py): 8 MB
-# (256 queries at N = 16384, 64 at N = 65536) took 0.39 s and 7.0 s, 16 MB 0.55 s and 8.9 s,
-# 4 MB 0.43 s and 9.6 s.
-LOW_PRECISION_BUDGET_BYTES = 8 * 2**20
+# logits . k, the row and column terms and the softmax run in place on one block. Measured per
+# head on the 2-core EPYC (`benchmarks/attention_chunks.py`, one run): 16 MB blocks (512
+# queries at N = 16384, 128 at N = 65536) took 0.372 s and 6.78 s, 8 MB 0.380 s and 7.15 s,
+# 4 MB 0.401 s and 8.05 s. (Before the softmax ran in place, a fresh 16 MB result per block
+# made 16 MB blocks 0.55 s at N = 16384.)
+LOW_PRECISION_BUDGET_BYTES = 16 * 2**20
 # Queries per probabilities . v product: at least this many, so that v (8 MB at N = 65536)
 # is read once per 256 queries rather than once per block (1.4 s instead of 1.9-2.4 s per head).
 LOW_PRECISION_MIN_PV_QUERIES = 256
