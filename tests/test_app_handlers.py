@@ -284,6 +284,31 @@ def test_multimask_lists_three_candidates_and_the_pick_is_used(warm, warm_sessio
     assert single.sam.masks.shape == (1, H, W) and compare.view(single).sam_candidates == []
 
 
+def test_a_click_makes_only_the_shown_candidate_at_full_resolution(warm, warm_session, monkeypatch):
+    """The others are made when picked, and equal what the every-candidate path gives."""
+    from basam_ui.decoder import logits_to_image
+    from basam_ui.web.session import CandidateMasks
+
+    resized = []
+    monkeypatch.setattr("basam_ui.segmenter.logits_to_image", lambda lr, *a: resized.append(len(lr)) or logits_to_image(lr, *a))
+    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings(multimask=True))
+    assert resized == [1, 1]  # one candidate per side
+    result = session.basam
+    assert isinstance(result.masks, CandidateMasks) and set(result.masks._full) == {result.choice}
+    segmenter = warm.segmenter("vit_t")
+    embedding = segmenter.embed(session.image, SMALL, result.config)
+    every, scores, _ = segmenter.predict_with(embedding, np.array([[1000, 700]]), np.array([1]), full_res="all")
+    assert np.allclose(scores, result.scores)
+    other = (result.choice + 1) % 3
+    picked = compare.pick_candidate(session, "BA-SAM", other)
+    assert np.array_equal(picked.basam.mask, every[other]) and np.array_equal(result.masks[result.choice], every[result.choice])
+    assert np.array_equal(np.stack(list(result.masks)), every) and result.masks.shape == every.shape
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(result.masks))  # ZeroGPU's worker returns it pickled
+    assert np.array_equal(copy[2], every[2])
+
+
 # -- ground truth ---------------------------------------------------------------------------
 
 

@@ -270,9 +270,11 @@ def _low_precision_attention(
     row_term = row_term.to(dtype).expand(batch, heads, n, rows).reshape(batch * heads, n, rows)
     col_term = col_term.to(dtype).expand(batch, heads, n, cols).reshape(batch * heads, n, cols)
     softmax = (compile_enabled() and _fused_grid_softmax()) or _grid_softmax
-    q3 = q.reshape(batch * heads, n, dim)
-    keys_t = k.reshape(batch * heads, n, dim).transpose(1, 2)
-    v3 = v.reshape(batch * heads, n, v.shape[-1])
+    # contiguous once: the ViT's q, k, v are strided views of one qkv tensor, and a strided
+    # k or v would be copied by every block's matmul (measured: 40% of a block's time at 3072)
+    q3 = q.reshape(batch * heads, n, dim).contiguous()
+    keys_t = k.reshape(batch * heads, n, dim).contiguous().transpose(1, 2)
+    v3 = v.reshape(batch * heads, n, v.shape[-1]).contiguous()
     out = q.new_empty(batch * heads, n, v.shape[-1])
     group, step = plan_chunks(batch * heads, 1, n, n, q.element_size(), max_bytes)
     step = _even_step(n, step)

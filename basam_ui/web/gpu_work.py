@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import numpy as np
 
 from ..basam.config import BASAMConfig
-from .session import AppError, Prompts, SideResult
+from .session import AppError, CandidateMasks, Prompts, SideResult
 
 if TYPE_CHECKING:
     import torch
@@ -102,15 +102,21 @@ def decode_side(
     labels = np.array([label for _, _, label in prompts.points]) if prompts.points else None
     box = np.array(prompts.box, dtype=np.float64) if prompts.box else None
     started = time.perf_counter()
+    gt_mae = gt_iou = None
     try:
-        logits, scores, _ = segmenter.predict_with(emb, points, labels, box, multimask_output=multimask, return_logits=True)
+        if gt is not None:  # every candidate's metrics: all of them at full resolution, as logits
+            logits, scores, _ = segmenter.predict_with(emb, points, labels, box, multimask_output=multimask,
+                                                       return_logits=True)  # fmt: skip
+            masks = logits > segmenter.sam.mask_threshold
+            gt_mae = tuple(metrics.mae(metrics.probability(lg), gt) for lg in logits)
+            gt_iou = tuple(metrics.iou(m, gt) for m in masks)
+        else:  # a click: only the shown candidate at full resolution, the others when picked
+            best, scores, low_res = segmenter.predict_with(emb, points, labels, box, multimask_output=multimask,
+                                                           full_res="best")  # fmt: skip
+            masks = CandidateMasks(low_res, {int(np.argmax(scores)): best[0]}, emb.input_size, emb.original_size,
+                                   segmenter.sam.mask_threshold)  # fmt: skip
     except ValueError as exc:  # e.g. a box entirely outside the image
         raise AppError(str(exc)) from None
-    masks = logits > segmenter.sam.mask_threshold
-    gt_mae = gt_iou = None
-    if gt is not None:
-        gt_mae = tuple(metrics.mae(metrics.probability(lg), gt) for lg in logits)
-        gt_iou = tuple(metrics.iou(m, gt) for m in masks)
     return SideResult(
         emb.config, emb.size, emb.encode_seconds, emb.source,
         decode_seconds=time.perf_counter() - started,

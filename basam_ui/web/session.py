@@ -138,11 +138,52 @@ def prompts_from_canvas(value: Optional[Mapping[str, Any]]) -> Prompts:
 # -- results and session ----------------------------------------------------------------
 
 
+class CandidateMasks:
+    """A multimask result's candidates at the original resolution, each made when first read:
+    a click needs only the shown one, the others wait until the annotator picks them.
+
+    `low_res` (C, S/4, S/4) float32 logits; `known` the candidates already at full resolution
+    ({index: (H, W) bool}); `input_size` (h, w) of the image inside the S x S input and
+    `original_size` (H, W) map low-res logits to pixels (`decoder.logits_to_image`), masks are
+    logits > `threshold`. Plain data, so it pickles (ZeroGPU's worker returns it). Reads like
+    the (C, H, W) bool array it stands for: len(), [k], iteration.
+    """
+
+    def __init__(self, low_res: np.ndarray, known: Mapping[int, np.ndarray], input_size: tuple[int, int],
+                 original_size: tuple[int, int], threshold: float = 0.0):  # fmt: skip
+        self.low_res = np.asarray(low_res, dtype=np.float32)
+        self.input_size, self.original_size, self.threshold = tuple(input_size), tuple(original_size), threshold
+        self._full: dict[int, np.ndarray] = dict(known)
+
+    def __len__(self) -> int:
+        return len(self.low_res)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = range(len(self))[index]  # IndexError past the end, negative indices as arrays do
+        if index not in self._full:
+            import torch
+
+            from ..decoder import logits_to_image
+
+            with torch.inference_mode():
+                logits = logits_to_image(torch.from_numpy(self.low_res[index]), self.input_size, self.original_size)
+            self._full[index] = (logits > self.threshold).numpy()
+        return self._full[index]
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self), *self.original_size)
+
+
 @dataclass(frozen=True, eq=False)  # eq=False: compared and hashed by identity (it holds arrays)
 class SideResult:
     """One side (SAM or BA-SAM) after an event: how its embedding was obtained, and its masks.
 
-    `masks` (C, H, W) bool at the original resolution, or None before the first prompt;
+    `masks` (C, H, W) bool at the original resolution (an array, or `CandidateMasks` that
+    makes each when first read), or None before the first prompt;
     `scores` the predicted IoUs; `choice` the candidate shown; `gt_mae`/`gt_iou` per
     candidate when a ground truth is loaded.
     """
@@ -152,7 +193,7 @@ class SideResult:
     encode_seconds: float
     source: str  # "computed", "memory" or "disk"
     decode_seconds: float = 0.0
-    masks: Optional[np.ndarray] = None
+    masks: Optional[np.ndarray | CandidateMasks] = None
     scores: Optional[np.ndarray] = None
     choice: int = 0
     gt_mae: Optional[tuple[float, ...]] = None
