@@ -126,3 +126,12 @@ def logits_to_image(
     if out.shape[-2] < height or out.shape[-1] < width:  # rounding: never short of the image
         out = F.pad(out, (0, max(0, width - out.shape[-1]), 0, max(0, height - out.shape[-2])), mode="replicate")
     return out[..., :height, :width].reshape(*lead, height, width)
+
+
+def masks_from_logits(
+    low_res: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int], threshold: Optional[float]
+) -> torch.Tensor:
+    """`logits_to_image`, then masks = logits > `threshold` (bool); with `threshold` None,
+    the full-resolution logits themselves."""
+    logits = logits_to_image(low_res, input_size, original_size)
+    return logits if threshold is None else logits > threshold

@@ -17,7 +17,7 @@ from torch import nn
 from .basam.config import BASAMConfig
 from .basam.encoder import check_image, encode, preprocess, resized_size
 from .cache import EmbeddingCache, EmbeddingKey
-from .decoder import decode_masks, dense_pe, logits_to_image
+from .decoder import decode_masks, dense_pe, masks_from_logits
 from .loading import model_info
 from .precision import autocast, check_precision, resolve_decoder_precision, resolve_precision
 
@@ -246,8 +246,8 @@ class Segmenter:
             return self._to_image(embedding, logits.reshape(-1, *logits.shape[-2:]), return_logits).cpu().numpy()
 
     def _to_image(self, embedding: ImageEmbedding, low_res: torch.Tensor, return_logits: bool) -> torch.Tensor:
-        masks = logits_to_image(low_res, embedding.input_size, embedding.original_size)
-        return masks if return_logits else masks > self.sam.mask_threshold
+        threshold = None if return_logits else self.sam.mask_threshold
+        return masks_from_logits(low_res, embedding.input_size, embedding.original_size, threshold)
 
     def _image_pe(self, grid: int) -> torch.Tensor:
         found = self._dense_pe.get(grid)

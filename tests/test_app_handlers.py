@@ -290,7 +290,7 @@ def test_a_click_makes_only_the_shown_candidate_at_full_resolution(warm, warm_se
     from basam_ui.web.session import CandidateMasks
 
     resized = []
-    monkeypatch.setattr("basam_ui.segmenter.logits_to_image", lambda lr, *a: resized.append(len(lr)) or logits_to_image(lr, *a))
+    monkeypatch.setattr("basam_ui.decoder.logits_to_image", lambda lr, *a: resized.append(len(lr)) or logits_to_image(lr, *a))
     session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings(multimask=True))
     assert resized == [1, 1]  # one candidate per side
     result = session.basam

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from basam_ui import decoder as decoder_module
 from basam_ui import segmenter as segmenter_module
 from basam_ui.basam.config import BASAMConfig
 from basam_ui.cache import EmbeddingCache, EmbeddingKey
@@ -170,13 +171,13 @@ def test_masks_line_up_with_sam_predictor(vit_t, corgi):
 
 
 def test_a_one_pixel_shift_breaks_the_alignment_check(vit_t, corgi, monkeypatch):
-    original = segmenter_module.logits_to_image
+    original = decoder_module.logits_to_image
 
     def shifted(low_res, input_size, original_size):
         # move the low-res logits one pixel right and down before mapping them to the image
         return original(torch.roll(low_res, shifts=(1, 1), dims=(-2, -1)), input_size, original_size)
 
-    monkeypatch.setattr(segmenter_module, "logits_to_image", shifted)
+    monkeypatch.setattr(decoder_module, "logits_to_image", shifted)
     agreement = _agreement_with_sam_predictor(vit_t, corgi, ALIGNMENT_PROMPTS)
     assert min(agreement) < 0.98, agreement
 

@@ -144,9 +144,9 @@ class CandidateMasks:
 
     `low_res` (C, S/4, S/4) float32 logits; `known` the candidates already at full resolution
     ({index: (H, W) bool}); `input_size` (h, w) of the image inside the S x S input and
-    `original_size` (H, W) map low-res logits to pixels (`decoder.logits_to_image`), masks are
-    logits > `threshold`. Plain data, so it pickles (ZeroGPU's worker returns it). Reads like
-    the (C, H, W) bool array it stands for: len(), [k], iteration.
+    `original_size` (H, W) and `threshold` make the masks (`decoder.masks_from_logits`, as
+    `Segmenter.predict_with` does). Plain data, so it pickles (ZeroGPU's worker returns it).
+    Reads like the (C, H, W) bool array it stands for: len(), [k], iteration.
     """
 
     def __init__(self, low_res: np.ndarray, known: Mapping[int, np.ndarray], input_size: tuple[int, int],
@@ -163,11 +163,11 @@ class CandidateMasks:
         if index not in self._full:
             import torch
 
-            from ..decoder import logits_to_image
+            from ..decoder import masks_from_logits
 
             with torch.inference_mode():
-                logits = logits_to_image(torch.from_numpy(self.low_res[index]), self.input_size, self.original_size)
-            self._full[index] = (logits > self.threshold).numpy()
+                low_res = torch.from_numpy(self.low_res[index])
+                self._full[index] = masks_from_logits(low_res, self.input_size, self.original_size, self.threshold).numpy()
         return self._full[index]
 
     def __iter__(self):
