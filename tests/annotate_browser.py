@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from browser import serve
@@ -34,6 +35,22 @@ def serve_project(folder: Path, log_dir: Path, labels: str = "lesion,vessel"):
     command = [sys.executable, "-m", "basam_ui", "annotate", str(folder), "--labels", labels, "--random-weights",
                "--model", "vit_t", "--device", "cpu", "--max-size", "1024", "--port", "{port}"]
     return serve(command, log_dir=log_dir, cwd=REPO, timeout=180, env=SERVER_ENV)
+
+
+def project_server_fixtures(count: int):
+    """Module-scoped fixtures `project_dir` (a project of `count` images) and `server`
+    (`basam-ui annotate` serving it): assign both names in the test module."""
+
+    @pytest.fixture(scope="module")
+    def project_dir(tmp_path_factory):
+        return make_project(tmp_path_factory.mktemp("project") / "images", count)
+
+    @pytest.fixture(scope="module")
+    def server(project_dir, tmp_path_factory):
+        with serve_project(project_dir, tmp_path_factory.mktemp("server")) as running:
+            yield running
+
+    return project_dir, server
 
 
 class AnnotatePage:

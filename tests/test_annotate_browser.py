@@ -10,24 +10,14 @@ import json
 import zipfile
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from annotate_browser import AnnotatePage, make_project, serve_project
+from annotate_browser import AnnotatePage, project_server_fixtures
 from basam_ui.project import Project
 from basam_ui.web.annotate_view import OBJECT_COLOURS
 from browser import launch_chromium
 
-
-@pytest.fixture(scope="module")
-def project_dir(tmp_path_factory):
-    return make_project(tmp_path_factory.mktemp("project") / "images", 3)
-
-
-@pytest.fixture(scope="module")
-def server(project_dir, tmp_path_factory):
-    with serve_project(project_dir, tmp_path_factory.mktemp("server")) as running:
-        yield running
+project_dir, server = project_server_fixtures(3)
 
 
 def test_annotate_commit_classes_brush_reload_export(server, project_dir, tmp_path):

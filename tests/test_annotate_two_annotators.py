@@ -6,22 +6,11 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from annotate_browser import AnnotatePage, make_project, serve_project
+from annotate_browser import AnnotatePage, project_server_fixtures
 from basam_ui.project import Project
 from browser import launch_chromium
 
-
-@pytest.fixture(scope="module")
-def project_dir(tmp_path_factory):
-    return make_project(tmp_path_factory.mktemp("project") / "images", 4)
-
-
-@pytest.fixture(scope="module")
-def server(project_dir, tmp_path_factory):
-    with serve_project(project_dir, tmp_path_factory.mktemp("server")) as running:
-        yield running
+project_dir, server = project_server_fixtures(4)
 
 
 def open_image(ann: AnnotatePage) -> str:
