@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .lean_decoder import lean_predict_masks, supports_lean
+
 
 def embed_prompts(
     prompt_encoder: nn.Module,
@@ -77,8 +79,6 @@ def decode_masks(
     (1, 256, S/16, S/16); prompts as in `embed_prompts`. `image_pe` is `dense_pe(...)` for
     the embedding's grid (computed here when None). `lean` runs `lean_decoder`'s forward
     where the decoder has SAM's structure; False runs the decoder's own forward."""
-    from .lean_decoder import lean_predict_masks, supports_lean
-
     grid = embedding.shape[-1]
     size = grid * 16
     sparse, dense = embed_prompts(sam.prompt_encoder, size, points, labels, boxes, mask_input)
