@@ -19,7 +19,6 @@ from typing import Optional
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
 # Sub-folders that hold the images / masks in the usual datasets, in order of preference
 # (COD10K also has GT_Edge and GT_Instance next to GT_Object: those are not the masks we want).
@@ -57,8 +56,15 @@ def _resolve(folder: Path, subdirs: tuple[str, ...]) -> Path:
     return folder
 
 
-def _files(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+def _masks(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MASK_EXTENSIONS)
+
+
+def _images(folder: Path) -> list[Path]:
+    """The files some image source reads (by extension, else by their first bytes)."""
+    from .sources import looks_like_image
+
+    return sorted(p for p in folder.iterdir() if p.is_file() and looks_like_image(p))
 
 
 def _mask_base(stem: str) -> Optional[str]:
@@ -86,8 +92,8 @@ def pair_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) -> 
     images_root = _resolve(roots[0], IMAGE_SUBDIRS)
     masks_root = _resolve(roots[1], MASK_SUBDIRS)
 
-    masks = _files(masks_root, MASK_EXTENSIONS)
-    images = _files(images_root, IMAGE_EXTENSIONS)
+    masks = _masks(masks_root)
+    images = _images(images_root)
     if images_root.resolve() == masks_root.resolve():
         # one folder holding both (e.g. ISIC_x.jpg next to ISIC_x_Segmentation.png)
         masks = [p for p in masks if _mask_base(p.stem) is not None]

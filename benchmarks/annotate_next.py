@@ -2,7 +2,7 @@
 Next click to the new image shown with both sides' embeddings ready (open the image: claim,
 hash, display copy; then encode SAM and BA-SAM, or find them in the cache).
 
-    PYTHONPATH=. python benchmarks/annotate_next.py [--images ../shared/images] [--size 1024] [--think 20]
+    PYTHONPATH=. python benchmarks/annotate_next.py [--images tests/data] [--size 1024] [--think 20]
 
 Each round opens image k, lets the "annotator" work `--think` seconds at most (with prefetch
 on, the background thread encodes the next to-do image meanwhile; the round waits until it has
@@ -61,7 +61,7 @@ def one_round(sam, folder: Path, db: Path, prefetch: bool, size: int, think: flo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", default=str(REPO.parent / "shared" / "images"))
+    parser.add_argument("--images", default=str(REPO / "tests" / "data"))
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--think", type=float, default=30.0, help="seconds the annotator spends at most per image")
     parser.add_argument("--rounds", type=int, default=3)

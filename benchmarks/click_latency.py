@@ -6,7 +6,7 @@ the weights), drives it in headless Chromium (Playwright) and prints p50/p95 per
 size. The browser stamps the click and the drawing (performance.now()); the server returns
 its own start/end times and decode/packing times with the masks (same machine, same clock).
 
-    python benchmarks/click_latency.py --image ../shared/images/corgi-2048x1365.jpg --sizes 1024 2048
+    python benchmarks/click_latency.py --image tests/data/corgi-2048x1365.jpg --sizes 1024 2048
 
 Columns: total (pointer event -> masks drawn), to server (event -> the server's handler
 starts: Gradio's queue and transport), server (the handler: decoding both sides at once,

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +54,7 @@ def checkpoint_files(tmp_path_factory, vit_t, vit_b) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def shared_images() -> list[Path]:
-    """The real 2048-2241 px photographs in ../shared/images."""
-    found = sorted(SHARED_IMAGES.glob("*.jpg"))
-    assert found, f"no test photographs in {SHARED_IMAGES}"
-    return found
+    """The four real 2048-2241 px photographs kept in tests/data (see photos.py)."""
+    from photos import photos
+
+    return photos()

@@ -20,9 +20,10 @@ import pytest
 from PIL import Image
 
 from browser import free_port, launch_chromium, serve
+from photos import CORGI
 
 REPO = Path(__file__).resolve().parents[1]
-PHOTO = REPO.parent / "shared" / "images" / "corgi-2048x1365.jpg"
+PHOTO = CORGI
 W, H = 2048, 1365
 TIMEOUT_MS = 120_000  # an encode of a 2048 px image at S=1024 on a busy 2-core CPU
 # One torch thread in the server: on a 2-core machine shared with other jobs, two OpenMP

@@ -15,8 +15,9 @@ from PIL import Image
 from basam_ui.web import api, compare
 from basam_ui.web.engine import AppEngine
 from basam_ui.web.session import DISPLAY_MAX_SIDE, AppError, Session, Settings
+from photos import CORGI
 
-PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "images" / "corgi-2048x1365.jpg"
+PHOTO = CORGI
 W, H = 2048, 1365
 SMALL = 256  # encoder size for most tests: fast on a CPU
 

@@ -17,9 +17,10 @@ import pytest
 from browser import free_port, serve
 from basam_ui.web import auth, compare
 from basam_ui.web.auth import AuthError
+from photos import CORGI
 
 REPO = Path(__file__).resolve().parents[1]
-PHOTO = REPO.parent / "shared" / "images" / "corgi-2048x1365.jpg"
+PHOTO = CORGI
 LOGINS = [("ana", "s3cret:with-colon"), ("ben", "hunter2")]
 
 

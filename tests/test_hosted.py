@@ -20,8 +20,9 @@ from basam_ui.web import api, compare
 from basam_ui.web.engine import AppEngine
 from basam_ui.web.gpu_work import decode_duration, encode_duration
 from basam_ui.web.session import AppError, Session, Settings
+from photos import CORGI
 
-PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "images" / "corgi-2048x1365.jpg"
+PHOTO = CORGI
 SMALL = 256
 POINTS = "[[1000, 700, 1], [300, 250, 0]]"
 

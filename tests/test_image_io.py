@@ -16,7 +16,8 @@ from PIL import Image, ImageFile
 
 from basam_ui.image_io import DEFAULT_MAX_PIXELS, ImageReadError, ImageTooLargeError, load_image
 
-SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
+from photos import DATA as PHOTOS
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -256,7 +257,7 @@ def test_bytes_and_file_object_sources(tmp_path: Path) -> None:
 
 
 def test_real_photo_loads_with_its_size() -> None:
-    path = SHARED_IMAGES / "corgi-2048x1365.jpg"
+    path = PHOTOS / "corgi-2048x1365.jpg"
     image = load_image(path)
     assert image.shape == (1365, 2048, 3) and image.dtype == np.uint8
     assert image.std() > 10  # a photograph, not a blank

@@ -26,7 +26,8 @@ from .coco import coco_dataset
 from .labelmap import label_maps, write_png
 from .records import ImageRecord
 from .report import report_figures, report_markdown
-from .scan import EXPORT_MARKER, header_size
+from ..sources import image_size
+from .scan import EXPORT_MARKER
 from .store import Project
 from .yolo import yolo_lines
 
@@ -114,7 +115,7 @@ def _check_file(project: Project, image: ImageRecord, result: ExportResult) -> d
     if not missing:
         changed = changed or (image.sha256 is not None and sha256_file(path) != image.sha256)
         if width is None:
-            width, height = header_size(path)
+            width, height = image_size(path)
     if missing:
         result.missing.append(image.path)
     if changed:

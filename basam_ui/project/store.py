@@ -18,7 +18,8 @@ from .claims import DEFAULT_CLAIM_TTL
 from .editing import ObjectEditing
 from .objects import LIVE
 from .records import IMAGE_COLUMNS, ImageRecord, Progress, image_by_id, image_from_row
-from .scan import ScanResult, header_size, scan_folder
+from ..sources import image_size
+from .scan import ScanResult, scan_folder
 from .schema import STATUSES, ProjectDatabaseError, ProjectError, default_db_path, open_database
 
 PathLike = Union[str, os.PathLike]
@@ -184,7 +185,7 @@ class Project(ObjectEditing):
         path = self.file_path(image)
         try:
             digest = sha256_file(path)
-            size = header_size(path)
+            size = image_size(path)
         except FileNotFoundError:
             digest = size = None
         now = self._clock()
@@ -208,7 +209,7 @@ class Project(ObjectEditing):
         image = self.image(image_id)
         if not image.changed:
             return image
-        size = header_size(self.file_path(image))
+        size = image_size(self.file_path(image))
         with self._transaction() as conn:
             if not keep_objects:
                 conn.execute(

@@ -1,0 +1,140 @@
+"""The image-source interface: one readable image item of any kind (a photo, a slide, a DICOM
+frame), what it can tell about itself without decoding pixels, and its pixels, whole or a
+region at a scale. The engine and the project store read images only through it; each kind is
+one module of this package (`photo.py`, ...), registered in `sources/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, ClassVar, Optional, Union
+
+import numpy as np
+
+from ..checkpoints import sha256_file
+
+DEFAULT_MAX_PIXELS = 150_000_000  # ordinary images larger than this are refused (slides are read by region)
+HEAD_BYTES = 132  # what kinds sniff: enough for DICOM's "DICM" at offset 128
+
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]  # what `open_source` takes
+
+
+class ImageReadError(ValueError):
+    """The source is not a readable image: corrupt, truncated, or of an unsupported kind."""
+
+
+class ImageTooLargeError(ValueError):
+    """The image has more pixels than the allowed limit (found from its header, before decoding)."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle of an image in its full-resolution (level-0) pixels: x, y of its top-left
+    corner, its width and height."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def clipped(self, size: tuple[int, int]) -> "Region":
+        """The part inside an image of (width, height) `size`; ValueError when nothing is."""
+        x0, y0 = max(0, int(self.x)), max(0, int(self.y))
+        x1, y1 = min(size[0], int(self.x + self.width)), min(size[1], int(self.y + self.height))
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"region {self} lies outside the {size[0]}x{size[1]} image")
+        return Region(x0, y0, x1 - x0, y1 - y0)
+
+
+class ImageSource(ABC):
+    """One image item, opened. Subclasses read their kind; `kind` names it ("photo", ...).
+
+    `name` is how messages name it; `path` the file (None for bytes). Opening reads the
+    header only; `read` decodes pixels. Close it (or use it as a context manager) when done.
+    """
+
+    kind: ClassVar[str]
+    name: str
+    path: Optional[Path]
+
+    @property
+    @abstractmethod
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the full-resolution image, upright, from its header."""
+
+    @abstractmethod
+    def read(self, region: Optional[Region] = None, scale: float = 1.0) -> np.ndarray:
+        """Pixels as an H x W x 3 uint8 RGB array.
+
+        Arguments:
+          region: the part to read, in full-resolution pixels (None: the whole image).
+          scale: output pixels per full-resolution pixel (<= 1 reads a reduced copy).
+
+        Returns:
+          The region's pixels, round(height * scale) x round(width * scale) x 3.
+        Raises ImageReadError (or ImageTooLargeError) naming the source.
+        """
+
+    def fingerprint(self) -> str:
+        """What identifies the item's content for the project store (stored as its "sha256"):
+        the file's SHA-256 by default; kinds whose files are huge may hash less."""
+        if self.path is None:
+            raise ImageReadError(f"{self.name}: has no file to fingerprint")
+        return sha256_file(self.path)
+
+    def provenance(self) -> dict[str, Any]:
+        """Fields of the item worth recording with what is made from it (kind-specific:
+        e.g. a pixel size); never patient-identifying data."""
+        return {"kind": self.kind}
+
+    def close(self) -> None:
+        """Release the file (a no-op for kinds that hold nothing open)."""
+
+    def __enter__(self) -> "ImageSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """An image kind as the registry knows it.
+
+    A file is of this kind when its extension is in `extensions` or its first bytes (at most
+    HEAD_BYTES) satisfy `magic`, and, where a kind shares extensions with another (a
+    pyramidal TIFF is a slide, a plain one a photo), `accepts(path)` says yes after a look
+    at the header. `open(source, max_pixels=...)` opens it (an ImageSource; raises
+    ImageReadError); `streams`: it can read bytes and file objects as well as paths.
+    """
+
+    name: str
+    extensions: frozenset[str]
+    magic: Callable[[bytes], bool]
+    open: Callable[..., ImageSource]
+    streams: bool = True
+    accepts: Optional[Callable[[str], bool]] = None
+
+    def claims(self, name: str, head: bytes, path: Optional[str] = None) -> bool:
+        """Whether a file called `name` starting with `head` is of this kind (`path` for the
+        deeper look of `accepts`; without it, bytes and streams are judged by name and head)."""
+        if os.path.splitext(name)[1].lower() not in self.extensions and not self.magic(head):
+            return False
+        return self.accepts is None or path is None or self.accepts(path)
+
+
+def source_name(source: Source) -> str:
+    """How messages name a source: its path, or a placeholder for bytes and streams."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "<image bytes>"
+    if isinstance(source, (str, os.PathLike)):
+        return str(Path(source))
+    return str(getattr(source, "name", "<image stream>"))
+
+
+def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(width, height) of a `scale` copy, at least 1 x 1."""
+    return max(1, round(width * scale)), max(1, round(height * scale))
