@@ -30,11 +30,11 @@ from typing import Callable, Iterator, Optional
 import torch
 
 from .basam.config import BASAMConfig
+from .vocabulary import DEFAULT_DISK_GB, gb_to_bytes
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DISK_GB = 50.0
-DEFAULT_DISK_BYTES = int(DEFAULT_DISK_GB * (1 << 30))
+DEFAULT_DISK_BYTES = gb_to_bytes(DEFAULT_DISK_GB)
 SUFFIX = ".safetensors"
 FORMAT = "basam-ui-embedding/1"
 PROJECT_CACHE = Path(".basam-ui") / "cache"

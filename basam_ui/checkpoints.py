@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-MODEL_TYPES = ("vit_t", "vit_b", "vit_l", "vit_h")
-DEFAULT_MODEL_TYPE = "vit_t"
+from .vocabulary import DEFAULT_MODEL_TYPE, MODEL_TYPES
+
 CHECKPOINT_DIR_ENV = "BASAM_UI_CHECKPOINT_DIR"
 
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"

@@ -7,16 +7,12 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from . import __version__
-from .checkpoints import CHECKPOINT_DIR_ENV, DEFAULT_MODEL_TYPE, MODEL_TYPES
-
-DEFAULT_DISK_GB = 50.0  # = basam_ui.cache.DEFAULT_DISK_GB (not imported: cache.py imports torch)
-SETTING_NAMES = ("vanilla", "basam", "nsf", "bmam")  # = basam_ui.precompute.SETTING_NAMES
-PRECISIONS = ("auto", "fp32", "bf16")
-PRECISION_HELP = (
-    "image encoder precision: auto (bf16 on CPUs with AVX512-BF16/AMX and on CUDA, fp32 elsewhere), "
-    "fp32, or bf16 (encoder and mask decoder)"
-)
+from . import __version__, bench
+from .checkpoints import CHECKPOINT_DIR_ENV
+from .vocabulary import (
+    DATASET_FORMATS, DEFAULT_BETA, DEFAULT_CACHE_GB, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_MODEL_TYPE,
+    DEFAULT_PRECISION, MODEL_TYPES, PRECISION_HELP, PRECISIONS, PROMPT_KINDS, SETTING_NAMES,
+)  # fmt: skip
 
 
 def _add_model_options(p: argparse.ArgumentParser, *, model_default: Optional[str]) -> None:
@@ -40,7 +36,8 @@ def _add_model_options(p: argparse.ArgumentParser, *, model_default: Optional[st
         action="store_true",
         help="use seeded untrained weights instead of a checkpoint (for trying things out; masks are meaningless)",
     )
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP + " (default: auto)")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help=f"{PRECISION_HELP} (default: {DEFAULT_PRECISION})")
 
 
 def _add_disk_cache_option(p: argparse.ArgumentParser) -> None:
@@ -96,12 +93,13 @@ def _add_app_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-size",
         type=int,
-        default=4096,
+        default=DEFAULT_MAX_SIZE,
         metavar="S",
-        help="largest inference size S offered in the app, and the cap for 'native' (default: 4096)",
+        help=f"largest inference size S offered in the app, and the cap for 'native' (default: {DEFAULT_MAX_SIZE})",
     )
     p.add_argument(
-        "--cache-gb", type=float, default=2.0, metavar="GB", help="embedding cache size in memory, in GB (default: 2)"
+        "--cache-gb", type=float, default=DEFAULT_CACHE_GB, metavar="GB",
+        help=f"embedding cache size in memory, in GB (default: {DEFAULT_CACHE_GB:g})"
     )
     p.add_argument("--cache-dir", metavar="DIR", help="also keep embeddings on disk here, reused across restarts")
     _add_disk_cache_option(p)
@@ -132,7 +130,7 @@ def _add_project_commands(sub: argparse._SubParsersAction) -> None:
     )
     exp.add_argument("dir", metavar="DIR", help="the project's folder of images")
     exp.add_argument("--db", metavar="PATH", help=db_help)
-    exp.add_argument("--format", required=True, choices=("coco", "png", "yolo"), help="dataset format")
+    exp.add_argument("--format", required=True, choices=DATASET_FORMATS, help="dataset format")
     exp.add_argument("--all", action="store_true", help="every image that has objects, not only the done ones")
     exp.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE (holes are filled)")
     exp.add_argument("--out", required=True, metavar="OUT", help="output folder (made if needed)")
@@ -171,83 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         "else ~/.cache/basam-ui/checkpoints)",
     )
 
-    bench = sub.add_parser(
-        "bench", help="benchmarks (encoder, prompt, attention, agreement, project)",
-        description="Benchmarks that print tables.",
-    )
-    bench_sub = bench.add_subparsers(dest="bench", metavar="WHAT", required=True)
-    enc = bench_sub.add_parser(
-        "encoder",
-        help="image encoder: stock vs ours vanilla vs ours BA-SAM",
-        description="Time and peak memory of the stock image encoder (where it fits), ours with the vanilla "
-        "setting and ours with BA-SAM, per model and size, with ratios ours/stock from the same run. "
-        "Uses random weights unless --checkpoint-dir holds the official files.",
-    )
-    prm = bench_sub.add_parser(
-        "prompt",
-        help="prompt latency with a warm embedding cache",
-        description="p50/p95 latency of Segmenter.predict with a warm cache, per model and size, next to the "
-        "encode time. Uses random weights unless --checkpoint-dir holds the official files.",
-    )
-    for p, default_sizes in ((enc, [1024, 2048]), (prm, [1024, 2048])):
-        p.add_argument("--models", nargs="+", choices=MODEL_TYPES, default=["vit_t", "vit_b"], help="models to run (default: vit_t vit_b)")
-        p.add_argument("--sizes", nargs="+", type=int, default=default_sizes, metavar="S", help="input sizes S (default: 1024 2048)")
-        p.add_argument("--repeats", type=int, default=3, help="timed repeats per case; the median is reported (default: 3)")
-        p.add_argument("--device", help="torch device (default: CUDA, then MPS, then CPU)")
-        p.add_argument("--checkpoint-dir", metavar="DIR", help="use official checkpoints from here when present")
-        p.add_argument(
-            "--precision", nargs="+", choices=PRECISIONS, default=["fp32", "auto"],
-            help="precisions to run, interleaved, with ratios to the first (default: fp32 auto)",
-        )  # fmt: skip
-    enc.add_argument(
-        "--variants",
-        nargs="+",
-        choices=("stock", "vanilla", "basam"),
-        default=["stock", "vanilla", "basam"],
-        help="which encoders to run: the stock one, ours with the vanilla setting, ours with BA-SAM "
-        "(default: all three)",
-    )
-    enc.add_argument("--beta", type=float, default=0.1, help="BM-AM slope for the BA-SAM rows (default: 0.1)")
-    prm.add_argument("--predictions", type=int, default=20, help="predictions timed per case (default: 20)")
-    proj = bench_sub.add_parser(
-        "project",
-        help="annotation projects: opening a big folder, exporting",
-        description="Time opening a project of many files (scan, database, first page of data) and "
-        "exporting synthetic objects in each format, in a temporary folder.",
-    )
-    proj.add_argument("--files", type=int, default=5000, help="image files in the folder to open (default: 5000)")
-    proj.add_argument("--images", type=int, default=200, help="images exported (default: 200)")
-    proj.add_argument("--objects", type=int, default=5, help="objects per exported image (default: 5)")
-    proj.add_argument("--size", type=int, default=2048, metavar="PX", help="exported images' long side (default: 2048)")
-    att = bench_sub.add_parser(
-        "attention",
-        help="one vit_b global-attention block: fp32 vs the bf16 path",
-        description="Time one vit_b global-attention block (12 heads, d 64, BA-SAM beta 0.1, random inputs) in "
-        "fp32 (chunked SDPA) and in bf16 (the CPU bf16 path), interleaved, with the bf16/fp32 ratio and the "
-        "bf16 output's error against fp32.",
-    )
-    att.add_argument("--sizes", nargs="+", type=int, default=[2048, 4096], metavar="S", help="input sizes (default: 2048 4096)")
-    att.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest is reported (default: 2)")
-    att.add_argument("--compiled", action="store_true",
-                     help="also time the bf16 path with its torch.compile'd softmax (BASAM_UI_COMPILE=1; compiling "
-                     "takes 20-30 s per size)")
-    agr = bench_sub.add_parser(
-        "agreement",
-        help="mask agreement of auto/bf16 with fp32 on photos",
-        description="Pixel agreement between masks decoded under each --precision and under fp32, over the given "
-        "photos x mixed prompts (random weights, randomised position tables).",
-    )
-    agr.add_argument("--images", nargs="+", required=True, metavar="PATH", help="photographs to segment")
-    agr.add_argument(
-        "--models", nargs="+", choices=MODEL_TYPES + ("small_vit",), default=["vit_t", "small_vit"],
-        help="models (small_vit: a 4-block random ViT; default: vit_t small_vit)",
-    )  # fmt: skip
-    agr.add_argument("--sizes", nargs="+", type=int, default=[1024, 2048], metavar="S", help="input sizes (default: 1024 2048)")
-    agr.add_argument("--prompts", type=int, default=5, help="mixed prompts per photo (default: 5)")
-    agr.add_argument(
-        "--precision", nargs="+", choices=("auto", "bf16"), default=["auto", "bf16"],
-        help="precisions compared with fp32 (default: auto bf16)",
-    )  # fmt: skip
+    bench.add_parser(sub)
 
     ev = sub.add_parser(
         "eval",
@@ -262,13 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--prompt",
         nargs="+",
-        choices=("point", "center", "box"),
+        choices=PROMPT_KINDS,
         default=["point"],
         help="prompt made from the ground truth: point (a seeded random foreground pixel), center (the "
         "foreground pixel farthest from the boundary), box (its bounding box); several allowed (default: point)",
     )
     ev.add_argument("--seed", type=int, default=0, help="seed for the random point prompt (default: 0)")
-    ev.add_argument("--beta", type=float, default=0.1, help="BM-AM slope for BA-SAM (default: 0.1)")
+    ev.add_argument("--beta", type=float, default=DEFAULT_BETA, help=f"BM-AM slope for BA-SAM (default: {DEFAULT_BETA:g})")
     ev.add_argument("--ablation", action="store_true", help="also run NSF only and BM-AM only")
     ev.add_argument("--limit", type=int, metavar="N", help="use only the first N image pairs")
     ev.add_argument("--out", required=True, metavar="DIR", help="output folder (CSV, summary, plot)")
@@ -296,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=["vanilla", "basam"],
         help="vanilla, basam (NSF + BM-AM), nsf (NSF only), bmam (BM-AM only) (default: vanilla basam)",
     )
-    pre.add_argument("--beta", type=float, default=0.1, help="BM-AM slope (default: 0.1, as the app)")
+    pre.add_argument("--beta", type=float, default=DEFAULT_BETA, help=f"BM-AM slope (default: {DEFAULT_BETA:g}, as the app)")
     pre.add_argument(
         "--cache-dir",
         metavar="DIR",
@@ -314,15 +236,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "download":
         return _download(args)
     if args.command == "bench":
-        from . import bench
-
         return bench.main(args)
     if args.command == "eval":
-        from . import evaluate
+        from .evaluation import evaluate
 
         return evaluate.main(args)
     if args.command == "precompute":
-        from . import precompute
+        from .jobs import precompute
 
         return precompute.main(args)
     if args.command == "export":

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -18,11 +18,11 @@ from .basam.config import BASAMConfig
 from .basam.encoder import check_image, encode, preprocess, resized_size
 from .cache import EmbeddingCache, EmbeddingKey
 from .decoder import decode_masks, dense_pe, masks_from_logits
-from .loading import model_info
+from .models import model_info
 from .precision import autocast, check_precision, resolve_decoder_precision, resolve_precision
+from .prompts import Prompts
+from .vocabulary import DEFAULT_MAX_SIZE, NATIVE, SIZES, Resolution, check_size, native_size, size_to_try
 
-SIZES = (512, 1024, 1536, 2048, 3072, 4096)
-Resolution = Union[int, str]
 Encoder = Callable[[np.ndarray, int, BASAMConfig], torch.Tensor]  # (image, S, setting) -> embedding
 
 
@@ -67,13 +67,6 @@ def image_hash(image: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def native_size(original_size: tuple[int, int], max_size: int) -> int:
-    """The 'native' S: the long side rounded up to a multiple of 16, within [256, max_size]."""
-    long_side = max(original_size)
-    size = -(-long_side // 16) * 16
-    return max(256, min(size, max_size - max_size % 16))
-
-
 class Segmenter:
     """Image -> cached embedding -> masks at the original resolution, like `SamPredictor`.
 
@@ -98,7 +91,7 @@ class Segmenter:
         *,
         cache: Optional[EmbeddingCache] = None,
         precision: str = "auto",
-        max_native_size: int = 4096,
+        max_native_size: int = DEFAULT_MAX_SIZE,
         lean_decoder: bool = True,
     ):
         self.sam = sam
@@ -121,15 +114,13 @@ class Segmenter:
     # -- encoding -----------------------------------------------------------------------
 
     def resolve_size(self, original_size: tuple[int, int], resolution: Resolution) -> int:
-        """S for a resolution: an int (a multiple of 16, >= 256) or "native"."""
-        if resolution == "native":
+        """S for a resolution: an int (a multiple of 16, >= 256) or "native" (the long side,
+        rounded up to a multiple of 16, at most `max_native_size`)."""
+        if resolution == NATIVE:
             return native_size(original_size, self.max_native_size)
         if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)):
-            raise ValueError(f"resolution must be a size like {SIZES} or 'native', got {resolution!r}")
-        size = int(resolution)
-        if size < 256 or size % 16:
-            raise ValueError(f"resolution must be a multiple of 16 and at least 256, got {size}")
-        return size
+            raise ValueError(f"resolution must be a size like {SIZES} or '{NATIVE}', got {resolution!r}")
+        return check_size(resolution, "resolution")
 
     def embed(
         self,
@@ -176,8 +167,8 @@ class Segmenter:
     def _oom(self, size: int) -> EncoderOutOfMemory:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        smaller = [s for s in SIZES if s < size]
-        hint = f"; try {smaller[-1]} or smaller" if smaller else ""
+        smaller = size_to_try(size)
+        hint = f"; try {smaller} or smaller" if smaller else ""
         return EncoderOutOfMemory(
             f"out of memory encoding at size {size} on {self.device}: choose a smaller inference size{hint}"
         )
@@ -209,7 +200,8 @@ class Segmenter:
         """
         if full_res not in ("all", "best"):
             raise ValueError(f"full_res must be 'all' or 'best', got {full_res!r}")
-        points, labels, box_xyxy = _check_prompts(point_coords, point_labels, box, mask_input, embedding.original_size)
+        prompts = Prompts.from_arrays(point_coords, point_labels, box, mask_input)
+        points, labels, box_xyxy = prompts.model_inputs(embedding.original_size)
         size = embedding.size
         scale = np.array(embedding.input_size[::-1], dtype=np.float64) / np.array(
             embedding.original_size[::-1], dtype=np.float64
@@ -222,8 +214,8 @@ class Segmenter:
                 labels_t = torch.as_tensor(labels, dtype=torch.float32, device=device)[None]
             if box_xyxy is not None:
                 box_t = torch.as_tensor(box_xyxy * np.tile(scale, 2), dtype=torch.float32, device=device)[None]
-            if mask_input is not None:
-                mask_t = torch.as_tensor(np.asarray(mask_input, dtype=np.float32), device=device)[None]
+            if prompts.mask_input is not None:
+                mask_t = torch.as_tensor(prompts.mask_input, device=device)[None]
                 if mask_t.ndim == 3:
                     mask_t = mask_t[None]
             with autocast(self.decoder_precision, device):
@@ -294,39 +286,3 @@ class Segmenter:
     def reset_image(self) -> None:
         self._current = None
 
-
-def _check_prompts(
-    point_coords, point_labels, box, mask_input, original_size: tuple[int, int]
-) -> tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
-    """Validated prompts: points (n, 2) and box (4,) clipped to the image, labels (n,)."""
-    height, width = original_size
-    limit = np.array([width - 1, height - 1], dtype=np.float64)
-    if point_coords is None and box is None and mask_input is None:
-        raise ValueError("no prompt: give at least one point, a box or a mask_input")
-    if (point_coords is None) != (point_labels is None):
-        raise ValueError("point_coords and point_labels must be given together")
-    points = labels = xyxy = None
-    if point_coords is not None:
-        points = np.asarray(point_coords, dtype=np.float64).reshape(-1, 2) if np.size(point_coords) else None
-        labels = np.asarray(point_labels).reshape(-1)
-        if points is None or len(points) == 0:
-            raise ValueError("point_coords is empty")
-        if len(labels) != len(points):
-            raise ValueError(f"got {len(points)} points but {len(labels)} labels")
-        if not np.all(np.isin(labels, (0, 1))):
-            raise ValueError(f"point labels must be 1 (foreground) or 0 (background), got {labels.tolist()}")
-        if not np.all(np.isfinite(points)):
-            raise ValueError(f"point coordinates must be finite numbers, got {points.tolist()}")
-        points = np.clip(points, 0, limit)
-    if box is not None:
-        xyxy = np.asarray(box, dtype=np.float64).reshape(-1)
-        if xyxy.shape != (4,):
-            raise ValueError(f"box must be [x0, y0, x1, y1], got {np.asarray(box).tolist()}")
-        if not np.all(np.isfinite(xyxy)):
-            raise ValueError(f"box coordinates must be finite numbers, got {xyxy.tolist()}")
-        if xyxy[2] <= xyxy[0] or xyxy[3] <= xyxy[1]:
-            raise ValueError(f"box must have x1 > x0 and y1 > y0, got {xyxy.tolist()}")
-        xyxy = np.clip(xyxy, 0, np.array([width, height, width, height], dtype=np.float64))
-        if xyxy[2] <= xyxy[0] or xyxy[3] <= xyxy[1]:
-            raise ValueError(f"box {np.asarray(box).tolist()} lies outside the {width}x{height} image")
-    return points, labels, xyxy

@@ -21,30 +21,35 @@ OOM_HINT_SIZES = (512, *SIZES)  # what an out-of-memory message may suggest inst
 Resolution = Union[int, str]  # an S, or NATIVE
 
 
+def is_size(size: object) -> bool:
+    """The size rule: an integer S, a multiple of 16 (SAM's patch) and at least 256."""
+    return not isinstance(size, bool) and hasattr(size, "__index__") and size.__index__() >= MIN_SIZE and size.__index__() % PATCH == 0
+
+
 def check_size(size: object, what: str = "input size S") -> int:
-    """`size` as an int; ValueError unless it is an integer, a multiple of 16 and at least 256.
+    """`size` as an int; ValueError unless it follows the size rule (`is_size`).
 
     Arguments:
       size: the encoder input size S to check.
-      what: how the message names it (e.g. "--sizes", "resolution").
+      what: how the message names it (e.g. "resolution").
 
     Returns:
       int(size).
     """
     if isinstance(size, bool) or not hasattr(size, "__index__"):
         raise ValueError(f"{what} must be an integer, got {type(size).__name__} {size!r}")
-    size = int(size.__index__())
-    if size < MIN_SIZE or size % PATCH:
+    if not is_size(size):
         raise ValueError(f"{what} must be a multiple of {PATCH} and at least {MIN_SIZE}, got {size}")
-    return size
+    return int(size.__index__())
 
 
 def check_sizes(sizes: object, what: str = "sizes") -> list[int]:
-    """Sorted distinct sizes, each passing `check_size`; ValueError for none or a bad one."""
+    """Sorted distinct sizes, each following the size rule; ValueError for none or a bad one."""
     sizes = list(sizes or ())  # type: ignore[arg-type]
-    if not sizes:
-        raise ValueError(f"{what}: give at least one size")
-    return sorted({check_size(s, what) for s in sizes})
+    bad = [s for s in sizes if not is_size(s)]
+    if bad or not sizes:
+        raise ValueError(f"{what} must be multiples of {PATCH} and at least {MIN_SIZE}, got {sizes}")
+    return sorted({int(s) for s in sizes})
 
 
 def native_size(original_size: tuple[int, int], max_size: int = DEFAULT_MAX_SIZE) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from basam_ui.loading import random_sam  # noqa: E402
+from basam_ui.models import random_sam  # noqa: E402
 from basam_ui.project import Project  # noqa: E402
 from basam_ui.web import annotate  # noqa: E402
 from basam_ui.web.engine import AppEngine  # noqa: E402

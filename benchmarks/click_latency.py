@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from playwright.sync_api import sync_playwright
 
-    from basam_ui.loading import random_sam
+    from basam_ui.models import random_sam
     from basam_ui.web.compare_page import build_app
     from basam_ui.web.engine import AppEngine
     from basam_ui.web.server import launch_options

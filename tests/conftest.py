@@ -26,7 +26,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def vit_t():
     """A seeded random-weight MobileSAM on the CPU."""
-    from basam_ui.loading import random_sam
+    from basam_ui.models import random_sam
 
     return random_sam("vit_t", seed=0, device="cpu")
 
@@ -34,7 +34,7 @@ def vit_t():
 @pytest.fixture(scope="session")
 def vit_b():
     """A seeded random-weight SAM ViT-B on the CPU."""
-    from basam_ui.loading import random_sam
+    from basam_ui.models import random_sam
 
     return random_sam("vit_b", seed=0, device="cpu")
 
@@ -43,7 +43,7 @@ def vit_b():
 def checkpoint_files(tmp_path_factory, vit_t, vit_b) -> dict[str, Path]:
     """vit_t and vit_b random weights saved as plain state dicts under the official names."""
     from basam_ui.checkpoints import REGISTRY
-    from basam_ui.loading import save_state_dict
+    from basam_ui.models import save_state_dict
 
     folder = tmp_path_factory.mktemp("checkpoints")
     return {

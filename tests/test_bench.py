@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import re
 
-from basam_ui import bench, bench_prompt
-from basam_ui.bench import CaseResult, format_table, stock_attention_bytes
+from basam_ui import bench
+from basam_ui.bench import prompt as bench_prompt
+from basam_ui.bench.encoder import CaseResult, format_table, stock_attention_bytes
 
 
 def test_encoder_table_ratios():

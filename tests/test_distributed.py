@@ -14,10 +14,10 @@ import torch
 
 from basam_ui import cli
 from basam_ui.cache import EmbeddingCache
-from basam_ui.distributed import run_on_ray
+from basam_ui.jobs.distributed import run_on_ray
 from basam_ui.image_io import load_image
-from basam_ui.model_spec import ModelSpec
-from basam_ui.precompute import list_images, make_jobs, run_jobs, settings_for
+from basam_ui.models import ModelSpec
+from basam_ui.jobs.precompute import list_images, make_jobs, run_jobs, settings_for
 from basam_ui.segmenter import Segmenter
 
 import ray  # noqa: E402  (the test extra installs it: CI runs these tests)
@@ -124,7 +124,7 @@ def test_eval_on_ray_gives_the_rows_of_a_local_eval(tmp_path, capsys):
 
 
 def test_worker_options_fit_the_cluster():
-    from basam_ui.distributed import RayUnavailable, worker_options
+    from basam_ui.jobs.distributed import RayUnavailable, worker_options
 
     assert worker_options(ray, None) == (1, {"num_cpus": 2}, 2)  # one node of 2 CPUs: one worker using both
     assert worker_options(ray, 2) == (2, {"num_cpus": 1}, 1)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from basam_ui.basam import BASAMConfig, encode, preprocess, resized_size
-from basam_ui.bench_agreement import randomize_positions as _randomize_positions
-from basam_ui.bench_agreement import small_vit as _small_vit
-from basam_ui.loading import random_sam
+from basam_ui.models import randomize_positions as _randomize_positions
+from basam_ui.models import small_vit as _small_vit
+from basam_ui.models import random_sam
 from reference_encoder import reference_encoder
 
 BASAM = BASAMConfig(nsf=True, bmam=True, beta=0.5)

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from basam_ui.basam.config import BASAMConfig
-from basam_ui.datasets import load_mask, pair_folder
-from basam_ui.eval_pairs import make_prompt
-from basam_ui.evaluate import methods_for, run_eval
+from basam_ui.evaluation.datasets import load_mask, pair_folder
+from basam_ui.evaluation.pairs import make_prompt
+from basam_ui.evaluation.evaluate import methods_for, run_eval
 
 SIZES = [256, 320]  # small sizes keep the CPU run short; the CLI test uses 256 and 512
 

@@ -11,7 +11,7 @@ import torch
 
 from basam_ui.decoder import decode_masks
 from basam_ui.lean_decoder import supports_lean
-from basam_ui.loading import random_sam
+from basam_ui.models import random_sam
 from basam_ui.precision import autocast
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from basam_ui.loading import CheckpointError, infer_model_type, load_sam, model_info, random_sam
+from basam_ui.models import CheckpointError, infer_model_type, load_sam, model_info, random_sam
 
 
 @pytest.mark.parametrize("model_type", ["vit_t", "vit_b"])

@@ -100,9 +100,9 @@ def test_auto_masks_agree_with_fp32_on_a_photo(bf16_detected, vit_t, shared_imag
     """auto where bf16 is detected (bf16 encoder and decoder) vs fp32, vit_t at 1024 on one
     photo, 3 mixed prompts: the acceptance bounds, 99.5% of pixels on average, 98% for the
     worst mask."""
-    from basam_ui.bench_agreement import mask_agreement, randomize_positions
+    from basam_ui.bench.agreement import mask_agreement
     from basam_ui.image_io import load_image
-    from basam_ui.loading import random_sam
+    from basam_ui.models import random_sam, randomize_positions
 
     sam = randomize_positions(random_sam("vit_t", seed=0, device="cpu"), seed=1)
     (row,) = mask_agreement(sam, "vit_t", [load_image(shared_images[0])], 1024, ("auto",), prompts_per_image=3)

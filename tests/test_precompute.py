@@ -16,7 +16,7 @@ from PIL import Image
 from basam_ui import cli
 from basam_ui.basam.config import BASAMConfig
 from basam_ui.cache import EmbeddingCache, EmbeddingKey, default_project_cache_dir, key_metadata
-from basam_ui.precompute import ImageJob, list_images, make_jobs, run_jobs, settings_for
+from basam_ui.jobs.precompute import ImageJob, list_images, make_jobs, run_jobs, settings_for
 from basam_ui.segmenter import EncoderOutOfMemory, Segmenter
 
 SIZES = (256, 512)
@@ -118,15 +118,16 @@ def test_ray_option_without_ray_says_how_to_install(tmp_path, capsys, monkeypatc
 
 
 def test_cli_constants_match_the_modules():
-    from basam_ui import cache, precompute
+    from basam_ui import cache
+    from basam_ui.jobs import precompute
 
     assert cli.DEFAULT_DISK_GB == cache.DEFAULT_DISK_GB
     assert cli.SETTING_NAMES == precompute.SETTING_NAMES
 
 
 def test_worker_checks_it_reaches_the_cache_folder(tmp_path):
-    from basam_ui.distributed import Worker
-    from basam_ui.model_spec import ModelSpec
+    from basam_ui.jobs.distributed import Worker
+    from basam_ui.models import ModelSpec
 
     worker = Worker(ModelSpec(random_weights=True), str(tmp_path), None, 1)
     token = tmp_path / ".probe"

@@ -20,12 +20,14 @@ matmul-softmax-matmul in float32, for checking both.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 import numbers
 import os
 import warnings
-from typing import Callable, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -318,11 +320,28 @@ def _grid_softmax_float(logits: torch.Tensor, row_term: torch.Tensor, col_term: 
     return torch.softmax(on_grid.view(groups, queries, n), dim=-1).to(logits.dtype)
 
 
+# set by `compiled_softmax` for the code it wraps (per thread and task); None: the environment decides
+_COMPILE_OVERRIDE: contextvars.ContextVar[Optional[bool]] = contextvars.ContextVar("basam_ui_compile", default=None)
+
+
 def compile_enabled() -> bool:
-    """True when the environment sets BASAM_UI_COMPILE=1 (read at each call). Off by default:
-    on the shared 2-core CPU the compiled softmax was not measurably faster than the eager
-    one for a whole vit_b global block (README), and compiling costs 20-30 s per chunk shape."""
-    return os.environ.get("BASAM_UI_COMPILE", "0") == "1"
+    """Whether the bf16 path fuses its softmax with torch.compile: as `compiled_softmax` says
+    around the call, else BASAM_UI_COMPILE=1 in the environment (read at each call). Off by
+    default: on the shared 2-core CPU the compiled softmax was not measurably faster than the
+    eager one for a whole vit_b global block (README), and compiling costs 20-30 s per shape."""
+    override = _COMPILE_OVERRIDE.get()
+    return os.environ.get("BASAM_UI_COMPILE", "0") == "1" if override is None else override
+
+
+@contextlib.contextmanager
+def compiled_softmax(enabled: bool) -> Iterator[None]:
+    """Run the enclosed attention with the compiled softmax on or off, whatever the environment
+    says (the attention benchmark compares the two in one process)."""
+    token = _COMPILE_OVERRIDE.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _COMPILE_OVERRIDE.reset(token)
 
 
 @functools.lru_cache(maxsize=None)

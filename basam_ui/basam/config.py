@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..vocabulary import DEFAULT_BETA, PATCH, PRESETS
+
 N_TRAIN = 4096  # tokens SAM was trained on: a 64x64 grid of 16-px patches at 1024 px
-PATCH = 16
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,16 @@ class BASAMConfig:
     def vanilla(cls) -> "BASAMConfig":
         """Both changes off: the unmodified SAM attention."""
         return cls(nsf=False, bmam=False, beta=0.0)
+
+    @classmethod
+    def preset(cls, name: str, beta: float = DEFAULT_BETA) -> "BASAMConfig":
+        """A named setting of `vocabulary.PRESETS` ("vanilla", "basam", "nsf", "bmam") with
+        slope `beta` (vanilla: `vanilla()`), as precompute and eval make them; ValueError for
+        another name."""
+        if name not in PRESETS:
+            raise ValueError(f"settings must be among {', '.join(PRESETS)}, got {name!r}")
+        nsf, bmam = PRESETS[name]
+        return cls(nsf=nsf, bmam=bmam, beta=beta) if nsf or bmam else cls.vanilla()
 
     @property
     def is_vanilla(self) -> bool:

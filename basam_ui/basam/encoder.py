@@ -14,20 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..vocabulary import PATCH, check_size
 from .attention import check_beta
-from .config import PATCH, BASAMConfig
-
-MIN_SIZE = 256
-
-
-def check_size(size: int) -> int:
-    """`size` as an int; ValueError unless it is a multiple of 16 and at least 256."""
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-        raise ValueError(f"input size S must be an integer, got {type(size).__name__}")
-    size = int(size)
-    if size < MIN_SIZE or size % PATCH:
-        raise ValueError(f"input size S must be a multiple of {PATCH} and at least {MIN_SIZE}, got {size}")
-    return size
+from .config import BASAMConfig
 
 
 def resized_size(original_hw: Tuple[int, int], size: int) -> Tuple[int, int]:

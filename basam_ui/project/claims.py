@@ -6,8 +6,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Optional
 
+from ..vocabulary import OPEN_STATUSES
+
 DEFAULT_CLAIM_TTL = 15 * 60.0  # seconds of inactivity after which a claim lapses
-OPEN_STATUSES = ("todo", "in_progress")
 
 
 def claim(conn: sqlite3.Connection, image_id: int, holder: str, annotator: str, now: float, ttl: float) -> Optional[str]:

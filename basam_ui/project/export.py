@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Union
 
 from ..checkpoints import sha256_file
+from ..vocabulary import DATASET_FORMATS
 from .coco import coco_dataset
 from .labelmap import label_maps, write_png
 from .records import ImageRecord
@@ -31,7 +32,6 @@ from .scan import EXPORT_MARKER
 from .store import Project
 from .yolo import yolo_lines
 
-FORMATS = ("coco", "png", "yolo")
 
 PathLike = Union[str, os.PathLike]
 
@@ -54,8 +54,8 @@ def export_project(
 ) -> ExportResult:
     """Write the project's dataset in format `fmt` into folder `out` (made if needed); see
     the module doc for the files. `polygons` applies to COCO. Returns what was written."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt not in DATASET_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(DATASET_FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / EXPORT_MARKER).touch()  # an export inside the project folder is not scanned as images

@@ -11,10 +11,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..export import export_metadata, mask_to_coco_rle, mask_to_polygons
-
-SIDES = ("basam", "sam")
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+from ..mask_formats import export_metadata, mask_to_coco_rle, mask_to_polygons
+from ..vocabulary import RECORDED_PRECISIONS, SIDES
 
 
 @dataclass(frozen=True)
@@ -49,8 +47,8 @@ class Provenance:
     def __post_init__(self) -> None:
         if self.side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, got {self.side!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision not in RECORDED_PRECISIONS:
+            raise ValueError(f"precision must be one of {RECORDED_PRECISIONS}, got {self.precision!r}")
         if isinstance(self.brush_edits, bool) or not isinstance(self.brush_edits, int) or self.brush_edits < 0:
             raise ValueError(f"brush_edits must be an integer >= 0, got {self.brush_edits!r}")
         for name in ("predicted_iou", "iou_sam_basam", "seconds"):
@@ -112,7 +110,7 @@ class ObjectRecord:
         return x, y, self.mask()[y : y + h, x : x + w]
 
     def outlines(self) -> list[dict]:
-        """The mask's polygons as `basam_ui.export.mask_to_polygons` traces them ({"outer",
+        """The mask's polygons as `mask_formats.mask_to_polygons` traces them ({"outer",
         "holes"} in full-image pixel coordinates), traced inside the bounding box only."""
         x0, y0, crop = self.cropped_mask()
         shift = np.array([x0 - 1, y0 - 1])  # the crop is padded by one pixel of background

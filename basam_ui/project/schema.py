@@ -1,7 +1,7 @@
 """The project database file: where it lives, how it is recognised, created and opened.
 
 Ours is an SQLite file whose header carries `APPLICATION_ID` and whose `user_version` is the
-schema version. Anything else at the path (another program's SQLite file, a corrupt file, a
+schema version; an older schema is upgraded on open (`migrations`). Anything else at the path (another program's SQLite file, a corrupt file, a
 text file) is refused with an error naming it, and never written to.
 """
 
@@ -14,79 +14,17 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from .. import __version__
+from . import migrations
+from .migrations import SCHEMA_VERSION
 
 APPLICATION_ID = 0x62534155  # "bSAU" in the SQLite header
-SCHEMA_VERSION = 1
 DB_FOLDER = ".basam-ui"
 DB_NAME = "project.sqlite"
 DEFAULT_LABELS = ("object",)
-STATUSES = ("todo", "in_progress", "done", "skipped")
 
 PathLike = Union[str, os.PathLike]
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
-
-# run statement by statement (split on ";"): keep ";" out of the comments
-_SCHEMA = f"""
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE labels (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    position INTEGER NOT NULL
-);
-CREATE TABLE images (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,          -- relative to the project folder, '/' separators
-    width INTEGER,                      -- upright size, recorded when first opened
-    height INTEGER,
-    sha256 TEXT,                        -- content hash when first opened (the annotated file)
-    current_sha256 TEXT,                -- hash when last opened (differs from sha256: changed)
-    missing INTEGER NOT NULL DEFAULT 0, -- the file was not found at the last scan
-    status TEXT NOT NULL DEFAULT 'todo' CHECK (status IN {STATUSES!r}),
-    status_by TEXT,
-    status_at REAL
-);
-CREATE TABLE objects (
-    id INTEGER PRIMARY KEY,
-    image_id INTEGER NOT NULL REFERENCES images(id),
-    label_id INTEGER NOT NULL REFERENCES labels(id),
-    layer INTEGER NOT NULL,             -- drawing order in its image: higher lies on top
-    height INTEGER NOT NULL,
-    width INTEGER NOT NULL,
-    counts TEXT NOT NULL,               -- COCO compressed RLE of the full-resolution mask
-    area INTEGER NOT NULL,
-    bbox TEXT NOT NULL,                 -- JSON [x, y, w, h]
-    side TEXT NOT NULL CHECK (side IN ('basam', 'sam')),
-    model_type TEXT NOT NULL,
-    checkpoint_sha256 TEXT,
-    input_size INTEGER NOT NULL,
-    nsf INTEGER NOT NULL,
-    bmam INTEGER NOT NULL,
-    beta REAL NOT NULL,
-    precision TEXT NOT NULL,
-    prompts TEXT NOT NULL,              -- JSON {{"points", "labels", "box"}} in original pixels
-    brushed INTEGER NOT NULL,
-    brush_edits INTEGER NOT NULL,
-    predicted_iou REAL,
-    iou_sam_basam REAL,
-    annotator TEXT NOT NULL,
-    seconds REAL,                       -- time the annotator spent on the object
-    created_at REAL NOT NULL,
-    replaces INTEGER REFERENCES objects(id),
-    superseded_by INTEGER REFERENCES objects(id),
-    deleted_at REAL
-);
-CREATE INDEX objects_by_image ON objects (image_id, layer);
-CREATE INDEX live_objects ON objects (image_id, deleted_at, superseded_by) WHERE deleted_at IS NULL AND superseded_by IS NULL;
-CREATE TABLE claims (
-    image_id INTEGER PRIMARY KEY REFERENCES images(id),
-    holder TEXT NOT NULL UNIQUE,        -- a browser session (one image per holder)
-    annotator TEXT NOT NULL,
-    claimed_at REAL NOT NULL,
-    seen_at REAL NOT NULL
-);
-"""
-
 
 class ProjectError(Exception):
     """A project cannot be opened or an operation on it is refused; the message says why."""
@@ -140,13 +78,15 @@ def open_database(
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True, isolation_level=None,
                                    check_same_thread=False)
         if exists:
-            _check_ours(conn, path)
+            _check_ours(conn, path, writable)
         if writable:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         if not exists:
             _create(conn, labels or DEFAULT_LABELS)
+        elif migrations.version(conn) < SCHEMA_VERSION:
+            migrations.upgrade(conn)
     except sqlite3.DatabaseError as exc:
         if not exists:  # ours, half made: nothing of anyone's is lost by removing it
             conn.close()
@@ -167,7 +107,7 @@ def _check_header(path: Path) -> None:
         )
 
 
-def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
+def _check_ours(conn: sqlite3.Connection, path: Path, writable: bool) -> None:
     application_id = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if application_id != APPLICATION_ID:
@@ -181,6 +121,10 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
         raise ProjectDatabaseError(
             f"{path}: made by a newer basam-ui (schema {version}, this one reads up to {SCHEMA_VERSION})"
         )
+    if version < SCHEMA_VERSION and not writable:
+        conn.close()
+        raise ProjectError(f"{path}: made by an older basam-ui (schema {version}); open it once where it is "
+                           f"writable, so that it can be upgraded to schema {SCHEMA_VERSION}")
     # the small tables only: checking every object's mask would read the whole file (seconds
     # for a big project on a cold disk); damage there is reported when it is read
     for table in ("meta", "labels", "images", "claims"):
@@ -205,11 +149,8 @@ def _check_writable(path: Path, hint: str) -> None:
 def _create(conn: sqlite3.Connection, labels: Sequence[str]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in _SCHEMA.split(";"):  # one by one: executescript would COMMIT first
-            if statement.strip():
-                conn.execute(statement)
+        migrations.create(conn)
         conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?)",
             [("created_at", str(time.time())), ("created_by", f"basam-ui {__version__}")],

@@ -20,7 +20,8 @@ from .objects import LIVE
 from .records import IMAGE_COLUMNS, ImageRecord, Progress, image_by_id, image_from_row
 from ..sources import image_size
 from .scan import ScanResult, scan_folder
-from .schema import STATUSES, ProjectDatabaseError, ProjectError, default_db_path, open_database
+from ..vocabulary import STATUSES
+from .schema import ProjectDatabaseError, ProjectError, default_db_path, open_database
 
 PathLike = Union[str, os.PathLike]
 

@@ -230,7 +230,7 @@ def commit(
     """Enter: store the chosen side's mask (with the canvas's brush strokes painted on it) as an
     object of class `label`, replacing the reopened object if there is one. The prompts are
     cleared for the next object; the embeddings stay."""
-    from ..loading import model_info
+    from ..models import model_info
     from ..project import ProjectError, Provenance
 
     _need_image(state)

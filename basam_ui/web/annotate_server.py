@@ -20,7 +20,7 @@ def main(args: argparse.Namespace, project) -> int:
     """Serve the annotate page on `project` (closed on exit). Returns the exit status."""
     from ..cache import default_project_cache_dir
     from ..checkpoints import DownloadError
-    from ..loading import CheckpointError
+    from ..models import CheckpointError
 
     try:
         logins = logins_from_options(args.auth, args.auth_file)

@@ -54,7 +54,7 @@ def segment(
 def _api_mask_file(engine: AppEngine, session: Session, side: str) -> Path:
     """A side's mask as a PNG with metadata, under the call's own folder (which the next
     export in it would replace, so each side gets a file of its own)."""
-    from .. import export
+    from .. import mask_formats as export
 
     result = session.side(side)
     stem = f"{Path(session.image_name).stem or 'image'}-{'sam' if side == 'SAM' else 'basam'}-{result.size}"

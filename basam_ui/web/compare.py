@@ -186,7 +186,7 @@ def set_ground_truth(engine: AppEngine, session: Session, path: Optional[str]) -
 def export_mask_file(engine: AppEngine, session: Session, side: str, fmt: str) -> Optional[Path]:
     """The selected mask of `side` at full resolution as a file ("png", "rle" or
     "polygons", or their labels in EXPORT_FORMATS), with how it was made; None without a mask."""
-    from .. import export
+    from .. import mask_formats as export
 
     fmt = EXPORT_FORMATS.get(fmt, fmt)
     if fmt not in export.EXPORT_FORMATS:
@@ -202,8 +202,8 @@ def export_mask_file(engine: AppEngine, session: Session, side: str, fmt: str) -
 
 def export_metadata(engine: AppEngine, session: Session, result: SideResult) -> dict:
     """export.export_metadata for one side's result."""
-    from .. import export
-    from ..loading import model_info
+    from .. import mask_formats as export
+    from ..models import model_info
 
     assert session.settings is not None
     info = model_info(engine.segmenter(session.settings.model).sam)

@@ -97,7 +97,7 @@ class AppEngine:
             return found
 
     def _load(self, model_type: str):
-        from ..loading import CheckpointError
+        from ..models import CheckpointError
         from ..segmenter import Segmenter
 
         try:

@@ -51,7 +51,7 @@ def engine_from_args(args: argparse.Namespace) -> AppEngine:
     """The engine the command line asks for. Downloads the default checkpoint when the
     checkpoint folder has none. Raises DownloadError / CheckpointError / ValueError."""
     from ..checkpoints import DEFAULT_MODEL_TYPE, available_checkpoints, download
-    from ..loading import default_device, load_sam, model_info, random_sam
+    from ..models import default_device, load_sam, model_info, random_sam
 
     gpu = zero_gpu()
     # under ZeroGPU the models stay on the CPU here and move to the GPU inside its worker:
@@ -87,7 +87,7 @@ def engine_from_args(args: argparse.Namespace) -> AppEngine:
         engine.segmenter(engine.default_model)  # load the default now: a bad file fails at start
     except AppError as exc:
         engine.close()
-        from ..loading import CheckpointError
+        from ..models import CheckpointError
 
         raise CheckpointError(str(exc)) from None
     return engine
@@ -96,7 +96,7 @@ def engine_from_args(args: argparse.Namespace) -> AppEngine:
 def main(args: argparse.Namespace) -> int:
     """`basam-ui` with no command: build the engine, serve the page until interrupted."""
     from ..checkpoints import DownloadError
-    from ..loading import CheckpointError
+    from ..models import CheckpointError
 
     try:  # before loading anything: a refused start is quick
         logins = logins_from_options(args.auth, args.auth_file)
@@ -126,7 +126,7 @@ def space_app() -> tuple[gr.Blocks, dict[str, Any]]:
     weights; the logins come from the BASAM_UI_AUTH secret (one USER:PASSWORD a line).
     Without it a public Space is open to everyone. Returns the page and its launch options."""
     from ..checkpoints import DownloadError
-    from ..loading import CheckpointError
+    from ..models import CheckpointError
 
     try:
         logins = logins_from_env()

@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .basam.config import BASAMConfig
+from ..basam.config import BASAMConfig
 from .datasets import Pair, pair_folder
-from .eval_pairs import PROMPT_KINDS, PairJob, row_stamp
+from ..vocabulary import DEFAULT_DISK_GB, PRESET_LABELS, PROMPT_KINDS, SETTING_NAMES, check_sizes, gb_to_bytes
+from .pairs import PairJob, row_stamp
 
 if TYPE_CHECKING:
-    from .distributed import WorkerPool
-    from .segmenter import Segmenter
+    from ..jobs.distributed import WorkerPool
+    from ..segmenter import Segmenter
 RESULT_COLUMNS = (
     "model", "precision", "image", "mask", "method", "nsf", "bmam", "beta", "size", "prompt", "prompt_xy",
     "height", "width", "mae", "iou", "dice", "score", "encode_s", "predict_s",
@@ -46,13 +47,10 @@ SKIPPED_COLUMNS = ("image", "mask", "reason")
 
 
 def methods_for(beta: float, ablation: bool = False) -> dict[str, BASAMConfig]:
-    """The settings compared, by name: vanilla SAM and BA-SAM (NSF + BM-AM), and with
-    `ablation` also NSF only and BM-AM only."""
-    methods = {"vanilla": BASAMConfig.vanilla(), "BA-SAM": BASAMConfig(nsf=True, bmam=True, beta=beta)}
-    if ablation:
-        methods["NSF only"] = BASAMConfig(nsf=True, bmam=False, beta=beta)
-        methods["BM-AM only"] = BASAMConfig(nsf=False, bmam=True, beta=beta)
-    return methods
+    """The settings compared, by their names in results.csv (`vocabulary.PRESET_LABELS`):
+    vanilla SAM and BA-SAM (NSF + BM-AM), and with `ablation` also NSF only and BM-AM only."""
+    names = SETTING_NAMES if ablation else ("vanilla", "basam")
+    return {PRESET_LABELS[name]: BASAMConfig.preset(name, beta) for name in names}
 
 
 # ---------------------------------------------------------------- the run
@@ -68,14 +66,6 @@ class EvalResult:
     new_rows: int
     encoder_calls: int  # encoder passes run by this call
     files: dict[str, Path] = field(default_factory=dict)
-
-
-def check_sizes(sizes: Sequence[int]) -> list[int]:
-    """Sorted distinct sizes; ValueError unless each is a multiple of 16 and >= 256."""
-    bad = [s for s in sizes if s < 256 or s % 16]
-    if bad or not sizes:
-        raise ValueError(f"sizes must be multiples of 16 and >= 256, got {list(sizes)}")
-    return sorted(set(int(s) for s in sizes))
 
 
 def run_eval(
@@ -320,10 +310,9 @@ def plot_mae(summary: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     """`basam-ui eval`: pair the folders, load the model, run, print the summary."""
-    from .cache import DEFAULT_DISK_GB, EmbeddingCache
-    from .loading import CheckpointError
-    from .model_spec import ModelSpec
-    from .segmenter import EncoderOutOfMemory
+    from ..cache import EmbeddingCache
+    from ..models import CheckpointError, ModelSpec
+    from ..segmenter import EncoderOutOfMemory
 
     try:
         sizes = check_sizes(args.sizes)
@@ -349,14 +338,14 @@ def main(args: argparse.Namespace) -> int:
     spec = ModelSpec.from_args(args)
     # each embedding is used for one (image, size, method) and then dropped: a small cache does
     cache_dir = getattr(args, "cache_dir", None)
-    disk_bytes = int(getattr(args, "cache_disk_gb", DEFAULT_DISK_GB) * (1 << 30))
+    disk_bytes = gb_to_bytes(getattr(args, "cache_disk_gb", DEFAULT_DISK_GB))
     run = partial(
         run_eval, pairs=pairing.pairs, sizes=sizes, prompts=args.prompt, methods=methods, out_dir=args.out,
         seed=args.seed, limit=args.limit, unpaired=unpaired, progress=True,
     )  # fmt: skip
     try:
         if getattr(args, "ray", None) is not None:
-            from .distributed import RayUnavailable, run_on_ray
+            from ..jobs.distributed import RayUnavailable, run_on_ray
 
             try:
                 with run_on_ray(spec, cache_dir, disk_bytes, address=args.ray or None, workers=args.workers) as pool:

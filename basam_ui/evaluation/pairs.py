@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
-from .basam.config import BASAMConfig
+from ..basam.config import BASAMConfig
 from .datasets import Pair, load_mask
-from .metrics import dice, iou, mae, probability
+from ..metrics import dice, iou, mae, probability
+from ..vocabulary import PROMPT_KINDS
 
 if TYPE_CHECKING:
-    from .segmenter import ImageEmbedding, Segmenter
+    from ..segmenter import ImageEmbedding, Segmenter
 
-PROMPT_KINDS = ("point", "center", "box")
 
 
 # ---------------------------------------------------------------- prompts from the ground truth
@@ -105,7 +105,7 @@ class PairJob:
     seed: int
 
     def __call__(self, segmenter: "Segmenter") -> PairOutcome:
-        from .image_io import load_image
+        from ..image_io import load_image
 
         try:
             image, gt, image_prompts = _load_case(load_image, self.pair, self.prompts, self.seed)

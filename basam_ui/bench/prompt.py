@@ -9,9 +9,9 @@ import time
 import numpy as np
 import torch
 
-from .basam.config import BASAMConfig
-from .loading import default_device, official_or_random
-from .segmenter import Segmenter
+from ..basam.config import BASAMConfig
+from ..models import default_device, official_or_random
+from ..segmenter import Segmenter
 
 
 def bench_image(height: int = 1536, width: int = 2048, seed: int = 0) -> np.ndarray:

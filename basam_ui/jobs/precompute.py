@@ -18,27 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
-from .basam.config import BASAMConfig
+from ..basam.config import BASAMConfig
+from ..vocabulary import SETTING_NAMES, check_sizes, gb_to_bytes
 
 if TYPE_CHECKING:
-    from .segmenter import Segmenter
-
-SETTING_NAMES = ("vanilla", "basam", "nsf", "bmam")
-
+    from ..segmenter import Segmenter
 
 def settings_for(names: Sequence[str], beta: float) -> tuple[tuple[str, BASAMConfig], ...]:
-    """Named settings: vanilla SAM, BA-SAM (NSF + BM-AM), NSF only, BM-AM only (slope `beta`),
-    as the app and `eval` build them, so their cache keys are the same."""
-    made = {
-        "vanilla": lambda: BASAMConfig.vanilla(),
-        "basam": lambda: BASAMConfig(nsf=True, bmam=True, beta=beta),
-        "nsf": lambda: BASAMConfig(nsf=True, bmam=False, beta=beta),
-        "bmam": lambda: BASAMConfig(nsf=False, bmam=True, beta=beta),
-    }
-    unknown = [n for n in names if n not in made]
+    """Named settings (`vocabulary.PRESETS`): vanilla SAM, BA-SAM (NSF + BM-AM), NSF only,
+    BM-AM only (slope `beta`), made by `BASAMConfig.preset` as the app and `eval` make them,
+    so their cache keys are the same."""
+    unknown = [n for n in names if n not in SETTING_NAMES]
     if unknown or not names:
         raise ValueError(f"settings must be among {', '.join(SETTING_NAMES)}, got {list(names)}")
-    return tuple((name, made[name]()) for name in dict.fromkeys(names))
+    return tuple((name, BASAMConfig.preset(name, beta)) for name in dict.fromkeys(names))
 
 
 def list_images(sources: Sequence[str | os.PathLike]) -> list[Path]:
@@ -46,7 +39,7 @@ def list_images(sources: Sequence[str | os.PathLike]) -> list[Path]:
     hidden folders such as `.basam-ui` skipped; `project.scan.scan_folder`), and the given
     files; absolute, sorted per folder, without repeats. Raises ValueError for a path that
     does not exist."""
-    from .project.scan import scan_folder
+    from ..project.scan import scan_folder
 
     found: dict[Path, None] = {}
     for source in sources:
@@ -87,8 +80,8 @@ class ImageJob:
     settings: tuple[tuple[str, BASAMConfig], ...]
 
     def __call__(self, segmenter: "Segmenter") -> ImageOutcome:
-        from .image_io import load_image
-        from .segmenter import EncoderOutOfMemory
+        from ..image_io import load_image
+        from ..segmenter import EncoderOutOfMemory
 
         outcome = ImageOutcome(self.path)
         try:
@@ -191,7 +184,7 @@ def run_jobs(
 
 def cache_dir_for(sources: Sequence[str], cache_dir: Optional[str]) -> Path:
     """--cache-dir, else the project cache of the one folder given (as `annotate` uses)."""
-    from .cache import default_project_cache_dir
+    from ..cache import default_project_cache_dir
 
     if cache_dir:
         return Path(cache_dir).expanduser().resolve()
@@ -202,10 +195,8 @@ def cache_dir_for(sources: Sequence[str], cache_dir: Optional[str]) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     """`basam-ui precompute`: list the images, load the model (here or on Ray workers), run, summarise."""
-    from .cache import EmbeddingCache
-    from .evaluate import check_sizes
-    from .loading import CheckpointError
-    from .model_spec import ModelSpec
+    from ..cache import EmbeddingCache
+    from ..models import CheckpointError, ModelSpec
 
     try:
         sizes = check_sizes(args.sizes)
@@ -218,7 +209,7 @@ def main(args: argparse.Namespace) -> int:
     if not paths:
         print(f"error: no image files in {' '.join(args.images)}", file=sys.stderr)
         return 1
-    disk_bytes = int(args.cache_disk_gb * (1 << 30))
+    disk_bytes = gb_to_bytes(args.cache_disk_gb)
     planned = len(paths) * len(settings) * sum(embedding_bytes(s) for s in sizes)
     print(f"{len(paths)} images x {len(sizes)} sizes x {len(settings)} settings -> {cache_dir} "
           f"(up to {planned / (1 << 30):.1f} GB)", file=sys.stderr)  # fmt: skip

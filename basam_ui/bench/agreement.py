@@ -15,36 +15,13 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
-from .basam.config import BASAMConfig
-from .bench_prompt import random_prompts
-from .cache import EmbeddingCache
-from .segmenter import Segmenter
-
-
-def randomize_positions(sam: nn.Module, seed: int) -> nn.Module:
-    """Give the image encoder's position tables (pos_embed, rel_pos_*, TinyViT's
-    attention_biases; zero in an untrained SAM) seeded N(0, 0.5^2) values, in place; returns
-    `sam` in eval mode (which refreshes TinyViT's cached biases)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in sam.image_encoder.named_parameters():
-            if name == "pos_embed" or "rel_pos" in name or "attention_biases" in name:
-                param.copy_(0.5 * torch.randn(param.shape, generator=gen))
-    return sam.eval()
-
-
-def small_vit(seed: int = 0) -> nn.Module:
-    """A small random SAM ViT from segment_anything's builder (width 64, 4 blocks, 2 heads,
-    global attention in blocks 1 and 3), position tables randomised."""
-    from segment_anything.build_sam import _build_sam
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        sam = _build_sam(encoder_embed_dim=64, encoder_depth=4, encoder_num_heads=2, encoder_global_attn_indexes=[1, 3])
-    return randomize_positions(sam, seed + 2)
+from ..basam.config import BASAMConfig
+from .prompt import random_prompts
+from ..cache import EmbeddingCache
+from ..models import randomize_positions, small_vit
+from ..segmenter import Segmenter
 
 
 @dataclass
@@ -99,8 +76,8 @@ def mask_agreement(
 
 def run_agreement_bench(args: argparse.Namespace) -> int:
     """Print the agreement table for the models, sizes and precisions asked for."""
-    from .image_io import load_image
-    from .loading import random_sam
+    from ..image_io import load_image
+    from ..models import random_sam
 
     images = [load_image(path) for path in args.images]
     rows = []

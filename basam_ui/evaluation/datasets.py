@@ -62,7 +62,7 @@ def _masks(folder: Path) -> list[Path]:
 
 def _images(folder: Path) -> list[Path]:
     """The files some image source reads (by extension, else by their first bytes)."""
-    from .sources import looks_like_image
+    from ..sources import looks_like_image
 
     return sorted(p for p in folder.iterdir() if p.is_file() and looks_like_image(p))
 

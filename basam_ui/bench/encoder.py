@@ -1,5 +1,4 @@
-"""`basam-ui bench`: the encoder benchmark (stock vs ours vanilla vs ours BA-SAM) and the
-hand-off to the prompt benchmark.
+"""`basam-ui bench encoder`: the image encoder, stock vs ours vanilla vs ours BA-SAM.
 
 Each encoder case (model, size, variant) runs in a fresh Python subprocess, so its peak
 memory is its own: peak RSS on the CPU (VmHWM, reset after the model is loaded), or
@@ -20,32 +19,10 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-VARIANTS = ("stock", "vanilla", "basam")
+from . import VARIANTS
+
 VIT_SHAPES = {"vit_b": (12, 768), "vit_l": (16, 1024), "vit_h": (16, 1280)}  # heads, width
 MEMORY_FRACTION = 0.7  # run the stock encoder only when its estimate fits in this share
-
-
-def main(args: argparse.Namespace) -> int:
-    """Entry point of `basam-ui bench WHAT`."""
-    if args.bench == "prompt":
-        from .bench_prompt import run_prompt_bench
-
-        return run_prompt_bench(args)
-    if args.bench == "encoder":
-        return run_encoder_bench(args)
-    if args.bench == "project":
-        from .bench_project import run_project_bench
-
-        return run_project_bench(args)
-    if args.bench == "agreement":
-        from .bench_agreement import run_agreement_bench
-
-        return run_agreement_bench(args)
-    if args.bench == "attention":
-        from .bench_attention import run_attention_bench
-
-        return run_attention_bench(args)
-    raise ValueError(f"unknown benchmark {args.bench!r}: choose encoder, prompt, attention, agreement or project")
 
 
 @dataclass
@@ -64,9 +41,9 @@ class CaseResult:
 
 def run_encoder_bench(args: argparse.Namespace) -> int:
     """Run every (model, size, variant) case and print one table per model and size."""
-    from .basam.attention import check_beta
-    from .basam.encoder import check_size
-    from .loading import default_device
+    from ..basam.attention import check_beta
+    from ..models import default_device
+    from ..vocabulary import check_size
 
     try:
         sizes = [check_size(s) for s in args.sizes]
@@ -102,11 +79,11 @@ def run_encoder_bench(args: argparse.Namespace) -> int:
 def _header(device: str, checkpoint_dir: Optional[str], models: list, beta: float, repeats: int) -> str:
     import torch
 
-    from .checkpoints import available_checkpoints
+    from ..checkpoints import available_checkpoints
 
     found = available_checkpoints(checkpoint_dir)
     weights = ", ".join(f"{m}: {'checkpoint' if m in found else 'random'}" for m in models)
-    from .precision import cpu_has_native_bf16
+    from ..precision import cpu_has_native_bf16
 
     threads = torch.get_num_threads()
     memory = "peak RSS" if device.startswith("cpu") else "peak allocated (torch.cuda.max_memory_allocated)"
@@ -206,7 +183,7 @@ def _run_case(
     """Run one case in a fresh subprocess and parse the JSON line it prints last."""
     spec = dict(model=model, size=size, variant=variant, beta=beta, device=device, repeats=repeats,
                 checkpoint_dir=checkpoint_dir, precision=precision)
-    command = [sys.executable, "-c", "import sys; from basam_ui.bench import case_worker; sys.exit(case_worker())"]
+    command = [sys.executable, "-c", "import sys; from basam_ui.bench.encoder import case_worker; sys.exit(case_worker())"]
     proc = subprocess.run(command, input=json.dumps(spec), stdout=subprocess.PIPE, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -222,13 +199,14 @@ def case_worker() -> int:
     """Subprocess side of `_run_case`: read a JSON spec on stdin, time the case, print JSON."""
     import torch
 
-    from .precision import autocast, resolve_precision
+    from ..models import official_or_random
+    from ..precision import autocast, resolve_precision
 
     spec = json.loads(sys.stdin.read())
     device = torch.device(spec["device"])
     size, variant = spec["size"], spec["variant"]
     precision = resolve_precision(spec.get("precision", "fp32"), device)
-    sam = _load_model(spec["model"], spec["checkpoint_dir"], device)
+    sam = official_or_random(spec["model"], device, spec["checkpoint_dir"])
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     run_fp32, restore = _case_runner(sam, variant, spec["beta"])
 
@@ -260,23 +238,13 @@ def case_worker() -> int:
     return 0
 
 
-def _load_model(model: str, checkpoint_dir: Optional[str], device):
-    from .checkpoints import available_checkpoints
-    from .loading import load_sam, random_sam
-
-    found = available_checkpoints(checkpoint_dir)
-    if model in found:
-        return load_sam(model, checkpoint=found[model], device=device)
-    return random_sam(model, seed=0, device=device)
-
-
 def _case_runner(sam, variant: str, beta: float):
     """(run(x), restore()) for a variant; the stock ViT at S != 1024 gets its pos_embed
     resized on this (the subprocess's own) model, and restore() puts the original back."""
     import torch
 
-    from .basam import BASAMConfig, encode
-    from .basam.vit import resize_pos_embed
+    from ..basam import BASAMConfig, encode
+    from ..basam.vit import resize_pos_embed
 
     if variant == "vanilla":
         return (lambda x: encode(sam, x, BASAMConfig.vanilla())), (lambda: None)

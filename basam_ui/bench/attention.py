@@ -10,40 +10,38 @@ Frobenius error against fp32's.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from unittest import mock
 
 import torch
 
-from .basam.attention import attention_scale
-from .basam.config import BASAMConfig
-from .basam.vit import vit_attention
-from .bench_agreement import randomize_positions
-from .precision import autocast
+from ..basam.attention import attention_scale, compiled_softmax
+from ..basam.config import BASAMConfig
+from ..basam.vit import vit_attention
+from ..models import randomize_positions
+from ..precision import autocast
 
 
 def time_global_block(size: int, repeats: int, beta: float = 0.1, compiled: bool = False) -> dict:
     """Fastest seconds of one vit_b global-attention block at input size `size` in fp32 and
     bf16 (and bf16 with the compiled softmax with `compiled`), and each output's relative
     error against fp32."""
-    from .loading import random_sam
+    from ..models import random_sam
 
     sam = randomize_positions(random_sam("vit_b", seed=0, device="cpu"), seed=1)
     block = next(b for b in sam.image_encoder.blocks if b.window_size == 0)
     grid = size // 16
     x = torch.randn(1, grid, grid, block.attn.qkv.in_features, generator=torch.Generator().manual_seed(0))
     scale = attention_scale(block.attn.qkv.in_features // block.attn.num_heads, size, BASAMConfig().nsf)
-    variants = {"fp32": ("fp32", "0"), "bf16": ("bf16", "0")}
+    variants = {"fp32": ("fp32", False), "bf16": ("bf16", False)}
     if compiled:
-        variants["bf16 compiled"] = ("bf16", "1")
+        variants["bf16 compiled"] = ("bf16", True)
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     outputs = {}
     with torch.inference_mode():
         for _ in range(repeats):
-            for name, (precision, compile_flag) in variants.items():
-                with mock.patch.dict(os.environ, {"BASAM_UI_COMPILE": compile_flag}):
+            for name, (precision, fused) in variants.items():
+                with compiled_softmax(fused):
                     started = time.perf_counter()
                     with autocast(precision, torch.device("cpu")):
                         out = vit_attention(block.attn, x, scale=scale, beta=beta)

@@ -1,19 +1,36 @@
-"""Build SAM / MobileSAM models and load official checkpoints safely."""
+"""Models: the one way basam-ui builds SAM / MobileSAM models and loads checkpoints.
+
+- `load_sam` (an official or compatible checkpoint, safely), `random_sam` (seeded untrained
+  weights), `official_or_random` (benchmarks), `model_info` (what a loaded model is);
+- `ModelSpec`: the command line's model options as a small picklable value, which loads the
+  model here, in a Ray worker or as the app's per-type loaders;
+- `randomize_positions`, `small_vit`: random models with non-zero position tables, for
+  benchmarks and tests of the attention paths.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
+import sys
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 import torch
 from torch import nn
 
 from . import checkpoints
-from .checkpoints import MODEL_TYPES
+from .vocabulary import DEFAULT_MODEL_TYPE, DEFAULT_PRECISION, MODEL_TYPES
+
+if TYPE_CHECKING:
+    from .cache import EmbeddingCache
+    from .segmenter import Segmenter
+
+ModelLoader = Callable[[], nn.Module]  # () -> a Sam module on its device
 
 
 class CheckpointError(ValueError):
@@ -148,7 +165,7 @@ def resolve_checkpoint(
     says how to download it."""
     if checkpoint is not None:
         return Path(checkpoint).expanduser()
-    model_type = model_type or checkpoints.DEFAULT_MODEL_TYPE
+    model_type = model_type or DEFAULT_MODEL_TYPE
     path = checkpoints.checkpoint_path(model_type, checkpoint_dir)
     if not path.is_file():
         raise CheckpointError(
@@ -216,3 +233,88 @@ def official_or_random(
     if checkpoints.checkpoint_path(model_type, checkpoint_dir).is_file():
         return load_sam(model_type, device=device, checkpoint_dir=checkpoint_dir)
     return random_sam(model_type, seed=0, device=device)
+
+
+def randomize_positions(sam: nn.Module, seed: int) -> nn.Module:
+    """Give the image encoder's position tables (pos_embed, rel_pos_*, TinyViT's
+    attention_biases; zero in an untrained SAM) seeded N(0, 0.5^2) values, in place; returns
+    `sam` in eval mode (which refreshes TinyViT's cached biases). Random models otherwise
+    check the attention paths on terms that are all zero."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in sam.image_encoder.named_parameters():
+            if name == "pos_embed" or "rel_pos" in name or "attention_biases" in name:
+                param.copy_(0.5 * torch.randn(param.shape, generator=gen))
+    return sam.eval()
+
+
+def small_vit(seed: int = 0) -> nn.Module:
+    """A small random SAM ViT from segment_anything's builder (width 64, 4 blocks, 2 heads,
+    global attention in blocks 1 and 3), position tables randomised."""
+    from segment_anything.build_sam import _build_sam
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sam = _build_sam(encoder_embed_dim=64, encoder_depth=4, encoder_num_heads=2, encoder_global_attn_indexes=[1, 3])
+    return randomize_positions(sam, seed + 2)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to load: --model / --checkpoint / --checkpoint-dir / --random-weights /
+    --device / --precision, as a picklable value (Ray workers load their own copy from it)."""
+
+    model: Optional[str] = None
+    checkpoint: Optional[str] = None
+    checkpoint_dir: Optional[str] = None
+    device: Optional[str] = None
+    random_weights: bool = False
+    precision: str = DEFAULT_PRECISION
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "ModelSpec":
+        """The spec of parsed command-line options (those a command lacks take their defaults)."""
+        return cls(
+            model=getattr(args, "model", None),
+            checkpoint=getattr(args, "checkpoint", None),
+            checkpoint_dir=getattr(args, "checkpoint_dir", None),
+            device=getattr(args, "device", None),
+            random_weights=bool(getattr(args, "random_weights", False)),
+            precision=getattr(args, "precision", None) or DEFAULT_PRECISION,
+        )
+
+    def load(self, device: Optional[str | torch.device] = None) -> nn.Module:
+        """The model on `device` (default: the spec's, else CUDA, MPS, CPU): seeded random
+        weights (seed 0), or the checkpoint (the registry file of the model type in the
+        checkpoint folder when no checkpoint file is given). Raises CheckpointError."""
+        device = device if device is not None else self.device
+        if self.random_weights:
+            return random_sam(self.model or DEFAULT_MODEL_TYPE, seed=0, device=device)
+        return load_sam(self.model, self.checkpoint, device, checkpoint_dir=self.checkpoint_dir)
+
+    def loaders(self, device: Optional[str | torch.device] = None, *, download: bool = True) -> dict[str, ModelLoader]:
+        """Model type -> a function loading it on `device`, for the app's model choice, the
+        default model first: random weights or one checkpoint file give one type; otherwise
+        every official file in the checkpoint folder, the default type (or the spec's) downloaded
+        first when it is missing and `download`. Raises DownloadError / CheckpointError."""
+        if self.random_weights:
+            model_type = self.model or DEFAULT_MODEL_TYPE
+            return {model_type: partial(random_sam, model_type, seed=0, device=device)}
+        if self.checkpoint:
+            sam = load_sam(self.model, self.checkpoint, device)
+            return {model_info(sam).model_type: lambda: sam}
+        found = checkpoints.available_checkpoints(self.checkpoint_dir)
+        wanted = self.model or (DEFAULT_MODEL_TYPE if not found or DEFAULT_MODEL_TYPE in found else next(iter(found)))
+        if wanted not in found:
+            if not download:
+                raise CheckpointError(f"no {wanted} checkpoint found in {checkpoints.checkpoint_dir(self.checkpoint_dir)}")
+            print(f"basam-ui: no {wanted} checkpoint found; downloading it", file=sys.stderr)
+            found[wanted] = checkpoints.download(wanted, self.checkpoint_dir)
+        loaders = {t: partial(load_sam, t, path, device) for t, path in found.items()}
+        return {wanted: loaders.pop(wanted), **loaders}
+
+    def segmenter(self, cache: "EmbeddingCache", sam: Optional[nn.Module] = None) -> "Segmenter":
+        """A Segmenter on `cache` with this precision (the model is loaded unless given)."""
+        from .segmenter import Segmenter
+
+        return Segmenter(sam if sam is not None else self.load(), cache=cache, precision=self.precision)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .project import Project, Provenance
-from .project.export import FORMATS, export_project
-from .project.scan import scan_folder
+from ..project import Project, Provenance
+from ..project.export import export_project
+from ..vocabulary import DATASET_FORMATS
+from ..project.scan import scan_folder
 
 
 def synthetic_jpeg(path: Path, width: int, height: int) -> Path:
@@ -110,7 +111,7 @@ def run_project_bench(args: argparse.Namespace) -> int:
                   f"median {statistics.median(commits) * 1000:.1f} ms, p95 "
                   f"{np.percentile(commits, 95) * 1000:.1f} ms over {len(commits)}")
             print(f"export of {args.images} images x {args.objects} objects at {width}x{height} (seconds):")
-            for fmt in FORMATS:
+            for fmt in DATASET_FORMATS:
                 options = [{}] if fmt != "coco" else [{}, {"polygons": True}]
                 for extra in options:
                     t0 = time.perf_counter()

@@ -25,7 +25,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 
-from .model_spec import ModelSpec
+from ..models import ModelSpec
 
 INSTALL_HINT = 'Ray is not installed: pip install "basam-ui[ray]" (or pip install "ray>=2.9")'
 T = TypeVar("T")
@@ -77,7 +77,7 @@ class Worker:
         if self.segmenter is None:
             import torch
 
-            from .cache import EmbeddingCache
+            from ..cache import EmbeddingCache
 
             if self.threads:
                 torch.set_num_threads(self.threads)
@@ -141,7 +141,7 @@ class WorkerPool:
 
     def _forget(self, actor: Any) -> None:
         """Drop a dead worker and remove the temporary files it left in the cache folder."""
-        from .cache import remove_temp_files
+        from ..cache import remove_temp_files
 
         self.actors.remove(actor)
         self.lost += 1
