@@ -13,7 +13,7 @@ import os
 if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true"):
     import spaces  # noqa: F401  (ZeroGPU: imported before torch, as the platform asks)
 
-from basam_ui.web.server import space_app  # noqa: E402
+from basam_ui.web.compare.serve import space_app  # noqa: E402
 
 demo, launch_options = space_app()
 

@@ -249,9 +249,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _export(args)
     if args.command == "annotate":
         return _annotate(args)
-    from .web import server
+    from .web.compare import serve
 
-    return server.main(args)
+    return serve.main(args)
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -307,7 +307,7 @@ def _annotate(args: argparse.Namespace) -> int:
     if skipped:
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
         print(f"skipped (not images): {', '.join(skipped[:10])}{more}")
-    from .web.annotate_server import main as serve_annotate_page
+    from .web.annotate.serve import main as serve_annotate_page
 
     return serve_annotate_page(args, project)
 

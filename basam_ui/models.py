@@ -18,17 +18,13 @@ import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import torch
 from torch import nn
 
 from . import checkpoints
 from .vocabulary import DEFAULT_MODEL_TYPE, DEFAULT_PRECISION, MODEL_TYPES
-
-if TYPE_CHECKING:
-    from .cache import EmbeddingCache
-    from .segmenter import Segmenter
 
 ModelLoader = Callable[[], nn.Module]  # () -> a Sam module on its device
 
@@ -312,9 +308,3 @@ class ModelSpec:
             found[wanted] = checkpoints.download(wanted, self.checkpoint_dir)
         loaders = {t: partial(load_sam, t, path, device) for t, path in found.items()}
         return {wanted: loaders.pop(wanted), **loaders}
-
-    def segmenter(self, cache: "EmbeddingCache", sam: Optional[nn.Module] = None) -> "Segmenter":
-        """A Segmenter on `cache` with this precision (the model is loaded unless given)."""
-        from .segmenter import Segmenter
-
-        return Segmenter(sam if sam is not None else self.load(), cache=cache, precision=self.precision)

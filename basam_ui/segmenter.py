@@ -18,7 +18,7 @@ from .basam.config import BASAMConfig
 from .basam.encoder import check_image, encode, preprocess, resized_size
 from .cache import EmbeddingCache, EmbeddingKey
 from .decoder import decode_masks, dense_pe, masks_from_logits
-from .models import model_info
+from .models import ModelSpec, model_info
 from .precision import autocast, check_precision, resolve_decoder_precision, resolve_precision
 from .prompts import Prompts
 from .vocabulary import DEFAULT_MAX_SIZE, NATIVE, SIZES, Resolution, check_size, native_size, size_to_try
@@ -107,6 +107,12 @@ class Segmenter:
         self._current: Optional[ImageEmbedding] = None
         self._dense_pe: dict[int, torch.Tensor] = {}  # per embedding grid: the same for every prompt
 
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, cache: EmbeddingCache, sam: Optional[nn.Module] = None) -> "Segmenter":
+        """A Segmenter on `cache` for the model options `spec` (its precision; the model is
+        loaded from it unless `sam` is given): what precompute, eval and Ray workers run."""
+        return cls(sam if sam is not None else spec.load(), cache=cache, precision=spec.precision)
+
     @property
     def device(self) -> torch.device:
         return self.sam.pixel_mean.device
@@ -130,9 +136,20 @@ class Segmenter:
         *,
         encoder: Optional[Encoder] = None,
     ) -> ImageEmbedding:
-        """Encode `image` (H x W x 3 uint8 RGB) at `resolution` with `config` (None = vanilla),
-        or fetch it from the cache. On a miss `encoder(image, S, config)` runs in place of
-        `encode_uncached` (the app passes one that encodes in a GPU worker process)."""
+        """Encode an image, or fetch its embedding from the cache.
+
+        Arguments:
+          image: H x W x 3 uint8 RGB.
+          resolution: the encoder input size S (a multiple of 16, at least 256) or "native".
+          config: the BA-SAM setting; None is vanilla SAM.
+          encoder: on a cache miss, `encoder(image, S, config)` runs in place of
+            `encode_uncached` (the app passes one that encodes in a GPU worker process).
+
+        Returns:
+          The ImageEmbedding: the (1, 256, S/16, S/16) embedding, the sizes that map masks
+          back to the image, the encode time and where it came from ("computed", "memory",
+          "disk"). Raises EncoderOutOfMemory naming a smaller size to try.
+        """
         check_image(image)
         config = config if config is not None else BASAMConfig.vanilla()
         original_size = (int(image.shape[0]), int(image.shape[1]))
@@ -187,16 +204,24 @@ class Segmenter:
         *,
         full_res: str = "all",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Masks for prompts on an embedded image, as `SamPredictor.predict`.
+        """Masks for prompts on an embedded image, as `SamPredictor.predict`. Thread-safe.
 
-        Coordinates are (x, y) in original pixels; points outside the image are clipped to
-        its last pixel (0..W-1, 0..H-1) and a box to its border (0..W, 0..H). Returns masks
-        (C, H, W) (bool, or float logits with `return_logits`), predicted IoUs (C,), and
-        low-res logits (C, S/4, S/4), which can be fed back as `mask_input` (1, S/4, S/4).
+        Arguments:
+          embedding: from `embed`.
+          point_coords: (N, 2) points as (x, y) in original pixels; outside the image they are
+            clipped to its last pixel (0..W-1, 0..H-1).
+          point_labels: (N,) 1 for the object, 0 for the background.
+          box: (4,) x0, y0, x1, y1 in original pixels (clipped to the image's border).
+          mask_input: (1, S/4, S/4) low-res logits from an earlier call.
+          multimask_output: three candidates (True) or one.
+          return_logits: masks as float logits instead of bool.
+          full_res: "all" brings every candidate to H x W; "best" (a click's lean path) only
+            the one with the highest predicted IoU, so masks is (1, H, W), and
+            `masks_from_low_res` brings any other to full resolution when asked.
 
-        `full_res="best"` is the lean path for a click: only the candidate with the highest
-        predicted IoU is resized to H x W, so masks is (1, H, W); the others stay low-res
-        and `masks_from_low_res` brings any of them to full resolution when asked.
+        Returns:
+          (masks (C, H, W), predicted IoUs (C,), low-res logits (C, S/4, S/4)) as NumPy
+          arrays. Raises PromptError (a ValueError) for prompts the model can't take.
         """
         if full_res not in ("all", "best"):
             raise ValueError(f"full_res must be 'all' or 'best', got {full_res!r}")
@@ -231,8 +256,16 @@ class Segmenter:
     def masks_from_low_res(
         self, embedding: ImageEmbedding, low_res: np.ndarray, return_logits: bool = False
     ) -> np.ndarray:
-        """Low-res logits (C, S/4, S/4) from `predict_with` -> masks (C, H, W) at the
-        original resolution (bool, or float logits with `return_logits`)."""
+        """Masks at the image's resolution from low-res logits.
+
+        Arguments:
+          embedding: the embedding the logits were decoded from.
+          low_res: (C, S/4, S/4) logits from `predict_with`.
+          return_logits: float logits instead of bool masks.
+
+        Returns:
+          (C, H, W) masks.
+        """
         with torch.inference_mode():
             logits = torch.as_tensor(np.asarray(low_res, dtype=np.float32), device=self.device)
             return self._to_image(embedding, logits.reshape(-1, *logits.shape[-2:]), return_logits).cpu().numpy()
@@ -253,7 +286,16 @@ class Segmenter:
     def set_image(
         self, image: np.ndarray, resolution: Resolution = 1024, config: Optional[BASAMConfig] = None
     ) -> ImageEmbedding:
-        """Encode (or fetch) `image` and make it the current image for `predict`."""
+        """Encode (or fetch) an image and make it the current image for `predict`.
+
+        Arguments:
+          image: H x W x 3 uint8 RGB.
+          resolution: S or "native".
+          config: the BA-SAM setting; None is vanilla SAM.
+
+        Returns:
+          Its ImageEmbedding (see `embed`).
+        """
         self._current = self.embed(image, resolution, config)
         return self._current
 
@@ -276,7 +318,7 @@ class Segmenter:
         multimask_output: bool = True,
         return_logits: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`predict_with` on the image given to `set_image`."""
+        """`predict_with` on the image given to `set_image` (the same arguments and returns)."""
         if self._current is None:
             raise RuntimeError("no image set: call set_image first")
         return self.predict_with(

@@ -14,7 +14,7 @@ from PIL import Image
 
 from annotate_browser import AnnotatePage, project_server_fixtures
 from basam_ui.project import Project
-from basam_ui.web.annotate_view import OBJECT_COLOURS
+from basam_ui.web.annotate.view import OBJECT_COLOURS
 from browser import launch_chromium
 
 project_dir, server = project_server_fixtures(3)

@@ -11,11 +11,12 @@ import pytest
 from PIL import Image
 
 from basam_ui.project import Project
-from basam_ui.web import annotate, annotate_view
-from basam_ui.web.annotate import AnnotateState
-from basam_ui.web.engine import AppEngine
-from basam_ui.web.prefetch import Prefetcher
-from basam_ui.web.session import AppError, Settings
+from basam_ui.web.annotate import events as annotate
+from basam_ui.web.annotate import view as annotate_view
+from basam_ui.web.annotate.events import AnnotateState
+from basam_ui.web.common.engine import AppEngine
+from basam_ui.web.annotate.prefetch import Prefetcher
+from basam_ui.web.common.session import AppError, Settings
 from project_util import make_images
 
 SIZES = {"a.png": (120, 160), "b.png": (100, 140), "c.png": (90, 120), "d.png": (80, 100)}

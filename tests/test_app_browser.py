@@ -360,9 +360,9 @@ def test_out_of_memory_is_reported_and_a_smaller_size_works(chromium, vit_t, mon
     import torch
 
     import basam_ui.segmenter
-    from basam_ui.web.compare_page import build_app
-    from basam_ui.web.server import launch_options
-    from basam_ui.web.engine import AppEngine
+    from basam_ui.web.compare.page import build_app
+    from basam_ui.web.compare.serve import launch_options
+    from basam_ui.web.common.engine import AppEngine
 
     real_encode = basam_ui.segmenter.encode
 

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from basam_ui.web import api, compare
-from basam_ui.web.engine import AppEngine
-from basam_ui.web.session import DISPLAY_MAX_SIDE, AppError, Session, Settings
+from basam_ui.prompts import Prompts
+from basam_ui.web.common import events as common
+from basam_ui.web.compare import api
+from basam_ui.web.compare import events as compare
+from basam_ui.web.common.engine import AppEngine
+from basam_ui.web.common.session import DISPLAY_MAX_SIDE, AppError, Session, Settings
 from photos import CORGI
 
 PHOTO = CORGI
@@ -45,7 +48,7 @@ def warm(vit_t, tmp_path_factory) -> AppEngine:
 @pytest.fixture(scope="module")
 def warm_session(warm) -> Session:
     """The photograph uploaded to `warm` (sessions are immutable, so tests can share it)."""
-    return compare.compute(warm, compare.upload_image(warm, str(PHOTO)), settings())
+    return common.compute(warm, common.upload_image(warm, str(PHOTO)), settings())
 
 
 def settings(**changes) -> Settings:
@@ -58,7 +61,7 @@ def calls(engine: AppEngine) -> int:
 
 def canvas_with(session: Session, points=(), boxes=()) -> dict:
     """A PromptCanvas value as the browser sends it, numbering prompts in drawing order."""
-    value = compare.canvas_value(session.canvas_image)
+    value = common.canvas_value(session.canvas_image)
     i = 0
     for x, y, label in points:
         i += 1
@@ -72,7 +75,7 @@ def canvas_with(session: Session, points=(), boxes=()) -> dict:
 @pytest.fixture
 def uploaded(engine) -> Session:
     """The photograph uploaded and encoded, as the page's two upload steps do."""
-    return compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings())
+    return common.compute(engine, common.upload_image(engine, str(PHOTO)), settings())
 
 
 # -- upload -------------------------------------------------------------------------------
@@ -110,7 +113,7 @@ def test_non_image_upload_is_a_readable_error_and_keeps_the_session(warm, warm_s
     fake = tmp_path / "notes.png"
     fake.write_text("this is not an image")
     with pytest.raises(AppError) as err:
-        compare.upload_image(warm, str(fake))
+        common.upload_image(warm, str(fake))
     assert "notes.png" in str(err.value) and "image" in str(err.value).lower()
     assert str(tmp_path) not in str(err.value)  # names the file, not the server's path
 
@@ -118,7 +121,7 @@ def test_non_image_upload_is_a_readable_error_and_keeps_the_session(warm, warm_s
 def test_image_over_the_pixel_limit_is_refused_before_decoding(vit_t, tmp_path):
     engine = AppEngine({"vit_t": lambda: vit_t}, max_size=1024, max_pixels=1_000_000, work_dir=tmp_path / "w")
     with pytest.raises(AppError) as err:
-        compare.upload_image(engine, str(PHOTO))
+        common.upload_image(engine, str(PHOTO))
     assert "over the limit" in str(err.value) and "2048x1365" in str(err.value)
     assert engine.loaded() == []  # refused before any model work
 
@@ -131,76 +134,76 @@ def test_ten_clicks_encode_nothing_and_a_beta_change_encodes_once(engine, upload
     points = []
     for k in range(10):
         points.append((200.0 + 150 * k, 300.0 + 60 * k, 1 if k % 3 else 0))
-        session = compare.set_prompts(engine, session, canvas_with(session, points), settings())
+        session = common.set_prompts(engine, session, canvas_with(session, points), settings())
         assert session.sam.source == session.basam.source == "memory"
         assert session.sam.masks.shape == (1, H, W) and session.basam.masks.shape == (1, H, W)
     assert calls(engine) == 2  # one pass per side, at upload
-    session = compare.compute(engine, session, settings(beta=0.5))
+    session = common.compute(engine, session, settings(beta=0.5))
     assert calls(engine) == 3
     assert session.sam.source == "memory" and session.basam.source == "computed"
     assert session.basam.config.beta == 0.5 and session.basam.masks is not None
 
 
 def test_nsf_and_bmam_toggles_reencode_only_the_basam_side(engine, uploaded):
-    session = compare.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
+    session = common.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
     for changed, expected_calls in (
         (settings(nsf=False), 3),  # BM-AM only: a new BA-SAM embedding
         (settings(bmam=False), 4),  # NSF only: another
         (settings(), 4),  # both on again: cached
     ):
-        session = compare.compute(engine, session, changed)
+        session = common.compute(engine, session, changed)
         assert calls(engine) == expected_calls
         assert session.sam.source == "memory"  # the vanilla key never changes
         assert session.basam.config == changed.basam_config and session.basam.masks is not None
     # NSF and BM-AM both off is plain SAM: the BA-SAM side is served by the SAM embedding
-    session = compare.compute(engine, session, settings(nsf=False, bmam=False))
+    session = common.compute(engine, session, settings(nsf=False, bmam=False))
     assert calls(engine) == 4 and np.array_equal(session.sam.mask, session.basam.mask)
 
 
 def test_beta_is_ignored_while_bmam_is_off(engine, uploaded):
-    compare.compute(engine, uploaded, settings(bmam=False))
+    common.compute(engine, uploaded, settings(bmam=False))
     before = calls(engine)
-    session = compare.compute(engine, uploaded, settings(bmam=False, beta=2.0))
+    session = common.compute(engine, uploaded, settings(bmam=False, beta=2.0))
     assert calls(engine) == before and session.basam.source == "memory"
 
 
 def test_size_change_encodes_each_side_once(engine, uploaded):
-    session = compare.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
-    session = compare.compute(engine, session, settings(size="320"))
+    session = common.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
+    session = common.compute(engine, session, settings(size="320"))
     assert calls(engine) == 4
     assert session.sam.size == session.basam.size == 320
     assert session.sam.source == session.basam.source == "computed"
-    session = compare.compute(engine, session, settings(size=SMALL))  # back: both cached
+    session = common.compute(engine, session, settings(size=SMALL))  # back: both cached
     assert calls(engine) == 4 and session.sam.source == session.basam.source == "memory"
 
 
 def test_native_size_follows_the_image_capped_at_max_size(vit_t, tmp_path):
     engine = AppEngine({"vit_t": lambda: vit_t}, max_size=512, work_dir=tmp_path / "w")
     assert engine.size_choices() == ["native"] and engine.default_size == "native"  # 1024 > --max-size
-    session = compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings(size="native", bmam=False, nsf=False))
+    session = common.compute(engine, common.upload_image(engine, str(PHOTO)), settings(size="native", bmam=False, nsf=False))
     assert session.sam.size == 512  # the long side 2048, capped at --max-size
     with pytest.raises(AppError, match="limit of 512"):
-        compare.compute(engine, session, settings(size=1024))
+        common.compute(engine, session, settings(size=1024))
 
 
 def test_points_boxes_undo_and_clear(warm, warm_session):
     before = calls(warm)
     value = canvas_with(warm_session, [(1000, 700, 1), (300, 200, 0)], [(600, 300, 1500, 1200), (800, 400, 1300, 1000)])
-    prompts = compare.prompts_from_canvas(value)
+    prompts = Prompts.from_canvas(value)
     assert prompts.points == ((1000, 700, 1), (300, 200, 0))
     assert prompts.box == (800, 400, 1300, 1000)  # SAM takes one box: the last one drawn
-    session = compare.set_prompts(warm, warm_session, value, settings())
+    session = common.set_prompts(warm, warm_session, value, settings())
     assert session.prompts == prompts and session.sam.masks is not None
     assert "last box" in compare.view(session).status
 
     # undo happens in the browser (the canvas drops its most recent prompt and sends the rest)
     undone = {**value, "boxes": value["boxes"][:1], "rev": 5}
-    session = compare.set_prompts(warm, session, undone, settings())
+    session = common.set_prompts(warm, session, undone, settings())
     assert session.prompts.box == (600, 300, 1500, 1200)
     assert session.rev == 5 and compare.view(session).masks["rev"] == 5  # the masks say which prompts they are for
 
     cleared = {**value, "points": [], "boxes": [], "rev": 6}
-    session = compare.set_prompts(warm, session, cleared, settings())
+    session = common.set_prompts(warm, session, cleared, settings())
     assert session.sam.masks is None and session.basam.masks is None
     assert compare.view(session).masks["png"] is None  # nothing drawn over the image
     assert calls(warm) == before  # prompts, undo and clear only decode
@@ -212,9 +215,9 @@ def test_masks_sent_to_the_canvas_decode_to_exactly_the_exported_masks(warm, war
     import base64
     import io
 
-    from basam_ui.web import render
+    from basam_ui.web.common import render
 
-    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1), (400, 300, 0)]), settings(multimask=True))
+    session = common.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1), (400, 300, 0)]), settings(multimask=True))
     session = compare.pick_candidate(session, "SAM", (session.sam.choice + 1) % 3)
     sent = compare.view(session).masks
     assert (sent["width"], sent["height"]) == (W, H) and sent["url"] == session.canvas_image["url"]
@@ -237,10 +240,10 @@ def test_masks_sent_to_the_canvas_decode_to_exactly_the_exported_masks(warm, war
 
 
 def test_a_box_alone_and_points_outside_the_image(warm, warm_session):
-    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, boxes=[(500, 300, 1600, 1200)]), settings())
+    session = common.set_prompts(warm, warm_session, canvas_with(warm_session, boxes=[(500, 300, 1600, 1200)]), settings())
     assert session.sam.masks.shape == (1, H, W)
     # coordinates past the border (a canvas clamps them; a hand-made request may not) are clipped
-    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(-50, 700, 1), (W + 500, H + 9, 1)]), settings())
+    session = common.set_prompts(warm, warm_session, canvas_with(warm_session, [(-50, 700, 1), (W + 500, H + 9, 1)]), settings())
     assert session.sam.masks.shape == (1, H, W)
 
 
@@ -248,21 +251,21 @@ def test_bad_prompt_values_from_the_browser_are_refused(warm, warm_session):
     value = canvas_with(warm_session, [(1000, 700, 1)])
     value["points"][0]["label"] = 7
     with pytest.raises(AppError, match="label"):
-        compare.set_prompts(warm, warm_session, value, settings())
+        common.set_prompts(warm, warm_session, value, settings())
     value["points"][0].update(label=1, x=float("nan"))
     with pytest.raises(AppError, match="finite"):
-        compare.set_prompts(warm, warm_session, value, settings())
+        common.set_prompts(warm, warm_session, value, settings())
 
 
 def test_a_prompt_event_for_an_older_image_is_ignored(warm, warm_session):
     value = canvas_with(warm_session, [(1000, 700, 1)])
     value["image"] = {**value["image"], "url": "gradio_api/file=/elsewhere/display.jpg"}
-    assert compare.set_prompts(warm, warm_session, value, settings()) is warm_session
+    assert common.set_prompts(warm, warm_session, value, settings()) is warm_session
 
 
 def test_multimask_lists_three_candidates_and_the_pick_is_used(warm, warm_session):
     value = canvas_with(warm_session, [(1000, 700, 1)])
-    session = compare.set_prompts(warm, warm_session, value, settings(multimask=True))
+    session = common.set_prompts(warm, warm_session, value, settings(multimask=True))
     for result in (session.sam, session.basam):
         assert result.masks.shape == (3, H, W)
         assert result.choice == int(np.argmax(result.scores))  # default: highest predicted IoU
@@ -276,23 +279,23 @@ def test_multimask_lists_three_candidates_and_the_pick_is_used(warm, warm_sessio
     assert picked.basam.choice == other and picked.sam.choice == session.sam.choice
     exported = compare.export_mask_file(warm, picked, "BA-SAM", "PNG")
     assert np.array_equal(np.array(Image.open(exported)) > 0, picked.basam.masks[other])
-    assert compare.mask_iou(picked) == pytest.approx(
+    assert common.mask_iou(picked) == pytest.approx(
         np.count_nonzero(picked.sam.mask & picked.basam.mask) / np.count_nonzero(picked.sam.mask | picked.basam.mask)
     )
     with pytest.raises(AppError, match="3 candidates"):
         compare.pick_candidate(session, "SAM", 3)
-    single = compare.compute(warm, session, settings(multimask=False))
+    single = common.compute(warm, session, settings(multimask=False))
     assert single.sam.masks.shape == (1, H, W) and compare.view(single).sam_candidates == []
 
 
 def test_a_click_makes_only_the_shown_candidate_at_full_resolution(warm, warm_session, monkeypatch):
     """The others are made when picked, and equal what the every-candidate path gives."""
     from basam_ui.decoder import logits_to_image
-    from basam_ui.web.session import CandidateMasks
+    from basam_ui.web.common.session import CandidateMasks
 
     resized = []
     monkeypatch.setattr("basam_ui.decoder.logits_to_image", lambda lr, *a: resized.append(len(lr)) or logits_to_image(lr, *a))
-    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings(multimask=True))
+    session = common.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings(multimask=True))
     assert resized == [1, 1]  # one candidate per side
     result = session.basam
     assert isinstance(result.masks, CandidateMasks) and set(result.masks._full) == {result.choice}
@@ -316,13 +319,13 @@ def test_a_click_makes_only_the_shown_candidate_at_full_resolution(warm, warm_se
 def test_ground_truth_metrics_per_panel(warm, warm_session, tmp_path):
     from basam_ui import metrics
 
-    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings())
+    session = common.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings())
     gt = np.zeros((H, W), dtype=np.uint8)
     gt[400:1000, 600:1500] = 255
     path = tmp_path / "gt.png"
     Image.fromarray(gt).save(path)
     before = calls(warm)
-    with_gt = compare.compute(warm, compare.set_ground_truth(warm, session, str(path)), settings())
+    with_gt = common.compute(warm, compare.set_ground_truth(warm, session, str(path)), settings())
     assert calls(warm) == before  # metrics need a decode, never an encode
     segmenter = warm.segmenter("vit_t")
     for result, config in ((with_gt.sam, with_gt.sam.config), (with_gt.basam, with_gt.basam.config)):
@@ -333,7 +336,7 @@ def test_ground_truth_metrics_per_panel(warm, warm_session, tmp_path):
     status = compare.view(with_gt).status
     assert "MAE" in status and "gt.png" in status
 
-    removed = compare.compute(warm, compare.set_ground_truth(warm, with_gt, None), settings())
+    removed = common.compute(warm, compare.set_ground_truth(warm, with_gt, None), settings())
     assert removed.gt is None and removed.sam.gt_mae is None and "MAE" not in compare.view(removed).status
 
     Image.fromarray(gt[:500, :500]).save(tmp_path / "small.png")
@@ -350,7 +353,7 @@ def test_exports_are_full_resolution_with_metadata(warm, warm_session):
     from basam_ui.export import read_png_metadata
 
     value = canvas_with(warm_session, [(1000, 700, 1), (100, 100, 0)], [(500, 300, 1600, 1200)])
-    session = compare.set_prompts(warm, warm_session, value, settings(beta=0.35))
+    session = common.set_prompts(warm, warm_session, value, settings(beta=0.35))
     assert compare.export_mask_file(warm, warm_session, "SAM", "PNG") is None  # nothing to export yet
 
     png = compare.export_mask_file(warm, session, "BA-SAM", "PNG")
@@ -381,10 +384,10 @@ def test_encoder_precision_shows_in_status_api_and_exports(vit_t, tmp_path, prec
         {"vit_t": lambda: vit_t}, max_size=1024, random_weights=True, work_dir=tmp_path / "work", precision=precision
     )
     try:
-        session = compare.compute(eng, compare.upload_image(eng, str(PHOTO)), settings())
-        session = compare.set_prompts(eng, session, canvas_with(session, [(1000, 700, 1)]), settings())
+        session = common.compute(eng, common.upload_image(eng, str(PHOTO)), settings())
+        session = common.set_prompts(eng, session, canvas_with(session, [(1000, 700, 1)]), settings())
         assert session.sam.precision == session.basam.precision == precision
-        assert compare.status_text(session).count(f"ms · {precision}") == 2
+        assert common.status_text(session).count(f"ms · {precision}") == 2
         assert read_png_metadata(compare.export_mask_file(eng, session, "BA-SAM", "PNG"))["precision"] == precision
         _, _, info = api.segment(eng, str(PHOTO), "[[1000, 700, 1]]", "", SMALL)
         assert info["sam"]["precision"] == info["basam"]["precision"] == precision
@@ -400,7 +403,7 @@ def test_out_of_memory_is_a_readable_message_and_the_app_recovers(warm, warm_ses
 
     import basam_ui.segmenter
 
-    session = compare.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings())
+    session = common.set_prompts(warm, warm_session, canvas_with(warm_session, [(1000, 700, 1)]), settings())
     real_encode = basam_ui.segmenter.encode
 
     def no_memory(*args, **kwargs):
@@ -408,24 +411,24 @@ def test_out_of_memory_is_a_readable_message_and_the_app_recovers(warm, warm_ses
 
     monkeypatch.setattr(basam_ui.segmenter, "encode", no_memory)
     with pytest.raises(AppError) as err:
-        compare.compute(warm, session, settings(size="320"))
+        common.compute(warm, session, settings(size="320"))
     assert "out of memory" in str(err.value) and "smaller" in str(err.value)
     # a fresh upload's encoding fails the same way; its image stays (the upload step passed)
-    fresh = compare.upload_image(warm, str(PHOTO))
+    fresh = common.upload_image(warm, str(PHOTO))
     with pytest.raises(AppError, match="out of memory"):
-        compare.compute(warm, fresh, settings(size="320"))
+        common.compute(warm, fresh, settings(size="320"))
 
     monkeypatch.setattr(basam_ui.segmenter, "encode", real_encode)
-    later = compare.compute(warm, session, settings(size="320"))
+    later = common.compute(warm, session, settings(size="320"))
     assert later.sam.size == 320 and later.sam.masks is not None
 
 
 def test_two_sessions_do_not_share_prompts_but_share_the_cache(engine, uploaded):
-    first = compare.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
-    second = compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings())
+    first = common.set_prompts(engine, uploaded, canvas_with(uploaded, [(1000, 700, 1)]), settings())
+    second = common.compute(engine, common.upload_image(engine, str(PHOTO)), settings())
     assert calls(engine) == 2  # the second user's upload is served by the shared cache
     assert second.sam.source == "memory" and second.prompts.empty and second.sam.masks is None
-    second = compare.set_prompts(engine, second, canvas_with(second, [(300, 300, 0), (500, 900, 1)]), settings())
+    second = common.set_prompts(engine, second, canvas_with(second, [(300, 300, 0), (500, 900, 1)]), settings())
     assert first.prompts.points == ((1000, 700, 1),)
     assert second.prompts.points == ((300, 300, 0), (500, 900, 1))
     assert first.folder != second.folder
@@ -450,7 +453,8 @@ def test_segment_api_returns_both_masks_and_info(engine):
 
 
 def test_page_has_the_documented_elements(engine):
-    from basam_ui.web.compare_page import build_app, concurrency_limit
+    from basam_ui.web.common.page import concurrency_limit
+    from basam_ui.web.compare.page import build_app
 
     demo = build_app(engine)
     ids = {block.elem_id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
@@ -475,7 +479,8 @@ def _args(tmp_path, *argv) -> argparse.Namespace:
 
 def test_command_reports_a_failed_download_without_a_traceback(tmp_path, monkeypatch, capsys):
     from basam_ui import checkpoints
-    from basam_ui.web import server
+    from basam_ui.web.common import serve as common_serve
+    from basam_ui.web.compare import serve as server
 
     def offline(model_type, directory=None, **kwargs):
         raise checkpoints.DownloadError(f"Could not download the {model_type} checkpoint (offline).")
@@ -487,7 +492,8 @@ def test_command_reports_a_failed_download_without_a_traceback(tmp_path, monkeyp
 
 
 def test_command_reports_a_bad_checkpoint(tmp_path, capsys):
-    from basam_ui.web import server
+    from basam_ui.web.common import serve as common_serve
+    from basam_ui.web.compare import serve as server
 
     bad = tmp_path / "mobile_sam.pt"
     bad.write_bytes(b"not a checkpoint")
@@ -496,10 +502,11 @@ def test_command_reports_a_bad_checkpoint(tmp_path, capsys):
 
 
 def test_checkpoints_found_populate_the_models_and_load_lazily(tmp_path, checkpoint_files):
-    from basam_ui.web import server
+    from basam_ui.web.common import serve as common_serve
+    from basam_ui.web.compare import serve as server
 
     folder = checkpoint_files["vit_t"].parent
-    engine = server.engine_from_args(_args(tmp_path, "--checkpoint-dir", str(folder), "--device", "cpu"))
+    engine = common_serve.engine_from_args(_args(tmp_path, "--checkpoint-dir", str(folder), "--device", "cpu"))
     try:
         assert engine.model_types == ["vit_t", "vit_b"] and engine.default_model == "vit_t"
         assert engine.loaded() == ["vit_t"]  # the default at start, the others on first use
@@ -530,7 +537,8 @@ def test_space_entry_point_exposes_the_demo(monkeypatch, tmp_path):
 
 def test_space_without_a_checkpoint_stops_with_the_download_message(monkeypatch, tmp_path):
     from basam_ui import checkpoints
-    from basam_ui.web import server
+    from basam_ui.web.common import serve as common_serve
+    from basam_ui.web.compare import serve as server
 
     def offline(model_type, directory=None, **kwargs):
         raise checkpoints.DownloadError("Could not download the MobileSAM checkpoint (offline).")

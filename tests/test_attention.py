@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from basam_ui.basam import attention
-from basam_ui.basam.attention import attention_scale, grid_attention, grid_attention_reference, plan_chunks
+from basam_ui.basam.attention import attention_scale, grid_attention, plan_chunks
+from basam_ui.basam.reference import grid_attention_reference
 
 
 def _inputs(batch, heads, grid, dim, *, rel=True, bias=False, dtype=torch.float32, seed=0):

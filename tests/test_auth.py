@@ -15,8 +15,10 @@ import gradio as gr  # at module level: Gradio resolves the `gr.Request` annotat
 import pytest
 
 from browser import free_port, serve
-from basam_ui.web import auth, compare
-from basam_ui.web.auth import AuthError
+from basam_ui.web.common import auth
+from basam_ui.web.common import events as common
+from basam_ui.web.compare import events as compare
+from basam_ui.web.common.auth import AuthError
 from photos import CORGI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,12 +46,12 @@ def login(url: str, user: str, password: str) -> tuple[int, str]:
 def served(vit_t, tmp_path_factory):
     """The app with two logins, served in this process; one uploaded image's display copy
     is a file the server hands out."""
-    from basam_ui.web.compare_page import build_app
-    from basam_ui.web.engine import AppEngine
-    from basam_ui.web.server import launch_options
+    from basam_ui.web.compare.page import build_app
+    from basam_ui.web.common.engine import AppEngine
+    from basam_ui.web.compare.serve import launch_options
 
     engine = AppEngine({"vit_t": lambda: vit_t}, random_weights=True, work_dir=tmp_path_factory.mktemp("work"))
-    display = compare.upload_image(engine, str(PHOTO)).canvas_image["url"]
+    display = common.upload_image(engine, str(PHOTO)).canvas_image["url"]
     demo = build_app(engine)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(engine, LOGINS))
@@ -185,7 +187,8 @@ def test_command_with_allow_anonymous_serves_on_all_addresses(tmp_path):
 def test_command_passes_its_logins_to_gradio(tmp_path, monkeypatch):
     """`basam-ui --host 0.0.0.0 --auth-file F --auth U:P`: launch gets both logins."""
     from basam_ui.cli import build_parser
-    from basam_ui.web import server
+    from basam_ui.web.common import serve as common_serve
+    from basam_ui.web.compare import serve as server
 
     path = tmp_path / "logins"
     path.write_text("ana:s3cret:with-colon\n")
@@ -203,7 +206,8 @@ def test_command_passes_its_logins_to_gradio(tmp_path, monkeypatch):
 def test_space_reads_its_logins_from_the_secret(tmp_path, monkeypatch, capsys):
     import shutil
 
-    from basam_ui.web import server
+    from basam_ui.web.common import serve as common_serve
+    from basam_ui.web.compare import serve as server
 
     monkeypatch.setenv("BASAM_UI_RANDOM_WEIGHTS", "1")
     monkeypatch.setenv("BASAM_UI_CHECKPOINT_DIR", str(tmp_path))

@@ -27,9 +27,9 @@ def page(vit_t, tmp_path_factory):
     """The page with the stripes image uploaded and encoded."""
     import torch
 
-    from basam_ui.web.compare_page import build_app
-    from basam_ui.web.engine import AppEngine
-    from basam_ui.web.server import launch_options
+    from basam_ui.web.compare.page import build_app
+    from basam_ui.web.common.engine import AppEngine
+    from basam_ui.web.compare.serve import launch_options
 
     folder = tmp_path_factory.mktemp("canvas")
     stripes = np.zeros((H, W, 3), np.uint8)
@@ -159,7 +159,7 @@ def test_a_click_at_1_to_1_after_panning_lands_on_the_pixel_under_the_pointer(pa
 def synthetic_masks(page) -> dict:
     """A `masks` value with an only-SAM rectangle (left), an only-BA-SAM one (right) and one
     in both (middle, wide), packed as the server packs them."""
-    from basam_ui.web import render
+    from basam_ui.web.common import render
 
     sam = np.zeros((H, W), bool)
     basam = np.zeros((H, W), bool)

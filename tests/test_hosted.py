@@ -16,10 +16,12 @@ from PIL import Image
 
 import fork_gpu
 from browser import free_port
-from basam_ui.web import api, compare
-from basam_ui.web.engine import AppEngine
-from basam_ui.web.gpu_work import decode_duration, encode_duration
-from basam_ui.web.session import AppError, Session, Settings
+from basam_ui.web.common import events as common
+from basam_ui.web.compare import api
+from basam_ui.web.compare import events as compare
+from basam_ui.web.common.engine import AppEngine
+from basam_ui.web.common.gpu_work import decode_duration, encode_duration
+from basam_ui.web.common.session import AppError, Session, Settings
 from photos import CORGI
 
 PHOTO = CORGI
@@ -39,28 +41,28 @@ def make_engine(vit_t, folder: Path, gpu=None) -> AppEngine:
 
 
 def canvas_with(session: Session, points) -> dict:
-    value = compare.canvas_value(session.canvas_image)
+    value = common.canvas_value(session.canvas_image)
     value["points"] = [{"x": x, "y": y, "label": label, "i": i} for i, (x, y, label) in enumerate(points, start=1)]
     return value
 
 
 def events(engine: AppEngine) -> list[Session]:
     """Upload, 10 prompt events, a beta change: the sessions after each event."""
-    session = compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings())
+    session = common.compute(engine, common.upload_image(engine, str(PHOTO)), settings())
     sessions, points = [session], []
     for k in range(10):
         points.append((200.0 + 150 * k, 300.0 + 60 * k, 1 if k % 3 else 0))
-        session = compare.set_prompts(engine, session, canvas_with(session, points), settings())
+        session = common.set_prompts(engine, session, canvas_with(session, points), settings())
         sessions.append(session)
-    sessions.append(compare.compute(engine, session, settings(beta=0.5)))
+    sessions.append(common.compute(engine, session, settings(beta=0.5)))
     return sessions
 
 
 @pytest.fixture(scope="module")
 def served(vit_t, tmp_path_factory):
     """An engine whose model work forks (the stand-in), serving the app in this process."""
-    from basam_ui.web.compare_page import build_app
-    from basam_ui.web.server import launch_options
+    from basam_ui.web.compare.page import build_app
+    from basam_ui.web.compare.serve import launch_options
 
     engine = make_engine(vit_t, tmp_path_factory.mktemp("forked"), gpu=fork_gpu.GPU)
     demo = build_app(engine)
@@ -145,10 +147,10 @@ def test_gpu_out_of_memory_in_the_worker_names_a_smaller_size(served, monkeypatc
         return real_encode(sam, x, config)
 
     monkeypatch.setattr(basam_ui.segmenter, "encode", little_memory)  # the worker forks with it
-    session = compare.upload_image(engine, str(PHOTO))
+    session = common.upload_image(engine, str(PHOTO))
     with pytest.raises(AppError, match="out of memory encoding at size 2048.*try 1536 or smaller"):
-        compare.compute(engine, session, settings(size="2048"))
-    assert compare.compute(engine, session, settings()).sam.size == SMALL
+        common.compute(engine, session, settings(size="2048"))
+    assert common.compute(engine, session, settings()).sam.size == SMALL
 
     client = Client(url, verbose=False)
     with pytest.raises(Exception, match="try 1536 or smaller"):
@@ -163,14 +165,14 @@ def test_out_of_memory_while_decoding_in_the_worker_is_a_message(served, monkeyp
     import basam_ui.segmenter
 
     engine, _ = served
-    session = compare.compute(engine, compare.upload_image(engine, str(PHOTO)), settings())
+    session = common.compute(engine, common.upload_image(engine, str(PHOTO)), settings())
 
     def no_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
 
     monkeypatch.setattr(basam_ui.segmenter, "decode_masks", no_memory)
     with pytest.raises(AppError, match=f"out of memory decoding the masks at size {SMALL}.*smaller inference size"):
-        compare.set_prompts(engine, session, canvas_with(session, [(1000, 700, 1)]), settings())
+        common.set_prompts(engine, session, canvas_with(session, [(1000, 700, 1)]), settings())
 
 
 def test_a_worker_finds_its_model_even_if_the_fork_copied_a_held_lock(vit_t, tmp_path):
@@ -191,10 +193,11 @@ def test_real_spaces_without_zero_gpu_runs_as_before(vit_t, tmp_path, monkeypatc
     spaces.GPU itself hands the functions back unchanged; the masks are the plain ones."""
     import spaces
 
-    from basam_ui.web import server
+    from basam_ui.web.common import serve as common_serve
+    from basam_ui.web.compare import serve as server
 
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    assert server.zero_gpu() is None
+    assert common_serve.zero_gpu() is None
     assert spaces.GPU(encode_duration) is encode_duration
     wrapped, plain = make_engine(vit_t, tmp_path / "a", gpu=spaces.GPU), make_engine(vit_t, tmp_path / "b")
     try:
@@ -213,12 +216,13 @@ def test_under_zero_gpu_models_load_on_the_cpu(tmp_path, monkeypatch):
     import torch
 
     from basam_ui.cli import build_parser
-    from basam_ui.web import server
+    from basam_ui.web.common import serve as common_serve
+    from basam_ui.web.compare import serve as server
 
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     monkeypatch.setitem(sys.modules, "spaces", fork_gpu)
     args = build_parser().parse_args(["--random-weights", "--checkpoint-dir", str(tmp_path)])
-    engine = server.engine_from_args(args)
+    engine = common_serve.engine_from_args(args)
     try:
         assert engine.gpu_work is not None and engine.device == "cuda" == engine.gpu_work.device
         assert engine.segmenter("vit_t").sam.pixel_mean.device.type == "cpu"

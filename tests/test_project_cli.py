@@ -23,10 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 _WITH_FAKE_PAGE = textwrap.dedent(
     """
     import sys, types
-    page = types.ModuleType("basam_ui.web.annotate_server")
+    page = types.ModuleType("basam_ui.web.annotate.serve")
     page.main = lambda args, project: print("PAGE", project.db_path, project.labels(), args.port) or 0
     sys.modules.setdefault("basam_ui.web", types.ModuleType("basam_ui.web"))
-    sys.modules["basam_ui.web.annotate_server"] = page
+    sys.modules["basam_ui.web.annotate.serve"] = page
     from basam_ui.cli import main
     sys.exit(main(sys.argv[1:]))
     """

@@ -3,8 +3,9 @@
 `import basam_ui` does not load this subpackage; importing it loads torch.
 """
 
-from .attention import attention_scale, grid_attention, grid_attention_reference, plan_chunks
+from .attention import attention_scale, grid_attention, plan_chunks
 from .config import BASAMConfig, length_scale
+from .reference import grid_attention_reference
 from .encoder import check_size, embedding_grid, encode, preprocess, resized_size
 
 __all__ = [

@@ -15,7 +15,7 @@ a float mask, built in chunks of queries so that no per-head N x N tensor is eve
 large grid. In bf16 on the CPU, where SDPA with a float mask gains nothing over fp32, it is a
 chunked matmul-softmax-matmul in bf16 instead, with the separable row and column terms added
 by broadcasting over the key grid (no mask is built). `grid_attention_reference` is the plain
-matmul-softmax-matmul in float32, for checking both.
+matmul-softmax-matmul in float32 (`reference.py`), for checking both.
 """
 
 from __future__ import annotations
@@ -51,8 +51,16 @@ LOW_PRECISION_MIN_PV_QUERIES = 256
 
 
 def attention_scale(head_dim: int, size: int, nsf: bool) -> float:
-    """The logit scale: 1/sqrt(head_dim), times NSF's ln N / ln N_train for input size `size`
-    when `nsf` is on."""
+    """The logit scale λ of an attention layer.
+
+    Arguments:
+      head_dim: the key dimension d.
+      size: the encoder input size S (N = (S/16)^2 tokens).
+      nsf: whether NSF is on.
+
+    Returns:
+      1/sqrt(d), times ln N / ln N_train when `nsf` is on.
+    """
     base = head_dim**-0.5
     return base * length_scale(size) if nsf else base
 
@@ -137,10 +145,19 @@ def grid_attention(
 ) -> torch.Tensor:
     """Attention with the logits in the module docstring, via SDPA.
 
-    q, k: (B, heads, N, d); v: (B, heads, N, dv), N = rows * cols of `grid`.
-    rel_h: (B, heads, N, rows), rel_w: (B, heads, N, cols); bias: (heads or 1, N, N),
-    shared by the batch (TinyViT's biases are the same for every window).
-    Returns (B, heads, N, dv) in q's dtype.
+    Arguments:
+      q, k: (B, heads, N, d) queries and keys, N = rows * cols of `grid`.
+      v: (B, heads, N, dv) values.
+      scale: the logit scale λ (`attention_scale`: 1/sqrt(d), times NSF's length term).
+      grid: (rows, cols) of the token grid, row-major.
+      beta: BM-AM's slope (0: no distance penalty).
+      rel_h, rel_w: SAM's decomposed relative-position terms, (B, heads, N, rows) and
+        (B, heads, N, cols), added outside the scale.
+      bias: TinyViT's attention biases, (heads or 1, N, N), shared by the batch.
+      max_mask_bytes: the bound on the float mask built for one SDPA call.
+
+    Returns:
+      (B, heads, N, dv) in q's dtype.
 
     The mask (penalty and relative terms, in q's dtype) is built for a chunk of queries at a
     time into one reused buffer of at most `max_mask_bytes` (see `plan_chunks`). bf16 on the
@@ -371,35 +388,3 @@ def _even_step(n: int, step: int) -> int:
     under half of it: chunks of one shape, so the compiled softmax compiles once."""
     best = max(d for d in range(1, min(n, step) + 1) if n % d == 0)
     return best if 2 * best >= step else step
-
-
-def grid_attention_reference(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    scale: float,
-    grid: Tuple[int, int],
-    beta: float = 0.0,
-    rel_h: Optional[torch.Tensor] = None,
-    rel_w: Optional[torch.Tensor] = None,
-    bias: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    """The same attention as `grid_attention`, written out with the full N x N logits in
-    float32 (small grids only). Returns q's dtype."""
-    beta = check_beta(beta)
-    _check_shapes(q, k, v, grid, rel_h, rel_w, bias)
-    rows, cols = grid
-    batch, heads, n, _ = q.shape
-    qf, kf, vf = q.float(), k.float(), v.float()
-    token_row = torch.arange(n, device=q.device) // cols
-    token_col = torch.arange(n, device=q.device) % cols
-    dist = (token_row[:, None] - token_row[None, :]).abs() + (token_col[:, None] - token_col[None, :]).abs()
-    logits = scale * (qf @ kf.transpose(-2, -1) - beta * dist.float())
-    if rel_h is not None:
-        logits = logits + rel_h.float()[..., token_row]  # key j gets rel_h[i, row_j]
-    if rel_w is not None:
-        logits = logits + rel_w.float()[..., token_col]
-    if bias is not None:
-        logits = logits + bias.float()
-    return (logits.softmax(dim=-1) @ vf).to(q.dtype)

@@ -40,9 +40,18 @@ def check_image(image: np.ndarray) -> None:
 
 
 def preprocess(sam: nn.Module, image: np.ndarray, size: int) -> torch.Tensor:
-    """H x W x 3 uint8 RGB -> (1, 3, S, S) input on the model's device, like SamPredictor:
-    long side resized to S (ResizeLongestSide), normalised with the model's pixel mean/std,
-    zero-padded at the bottom/right."""
+    """SAM's input for an image at encoder size S, as SamPredictor makes it: the long side
+    resized to S (ResizeLongestSide), normalised with the model's pixel mean/std, zero-padded
+    at the bottom/right.
+
+    Arguments:
+      sam: a SAM or MobileSAM model (its pixel mean/std and device are used).
+      image: H x W x 3 uint8 RGB.
+      size: S, a multiple of 16 and at least 256.
+
+    Returns:
+      (1, 3, S, S) float tensor on the model's device.
+    """
     from segment_anything.utils.transforms import ResizeLongestSide
 
     size = check_size(size)
@@ -80,11 +89,19 @@ def check_input(x: torch.Tensor) -> int:
 
 
 def encode(sam: nn.Module, x: torch.Tensor, config: Optional[BASAMConfig] = None) -> torch.Tensor:
-    """Image embeddings (1, 256, S/16, S/16) of a preprocessed (1, 3, S, S) input, with
-    `sam.image_encoder`'s weights at S = x.shape[-1] and the BA-SAM `config` (None: vanilla).
+    """The image embedding of a preprocessed input, with `sam.image_encoder`'s weights at
+    S = x.shape[-1] and a BA-SAM setting.
 
     The setting is a per-call value: the model is neither copied nor changed, so threads
     may encode with different settings at the same time. Runs without autograd.
+
+    Arguments:
+      sam: a SAM (ViT image encoder) or MobileSAM (TinyViT) model.
+      x: (1, 3, S, S) from `preprocess`.
+      config: NSF / BM-AM and the slope; None is vanilla SAM.
+
+    Returns:
+      (1, 256, S/16, S/16) embedding.
     """
     check_input(x)
     config = BASAMConfig.vanilla() if config is None else config

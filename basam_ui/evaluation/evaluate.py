@@ -312,7 +312,7 @@ def main(args: argparse.Namespace) -> int:
     """`basam-ui eval`: pair the folders, load the model, run, print the summary."""
     from ..cache import EmbeddingCache
     from ..models import CheckpointError, ModelSpec
-    from ..segmenter import EncoderOutOfMemory
+    from ..segmenter import EncoderOutOfMemory, Segmenter
 
     try:
         sizes = check_sizes(args.sizes)
@@ -354,7 +354,7 @@ def main(args: argparse.Namespace) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
         else:
-            result = run(spec.segmenter(EmbeddingCache(256 << 20, cache_dir, disk_bytes=disk_bytes)))
+            result = run(Segmenter.from_spec(spec, EmbeddingCache(256 << 20, cache_dir, disk_bytes=disk_bytes)))
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

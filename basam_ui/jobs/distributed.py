@@ -78,10 +78,11 @@ class Worker:
             import torch
 
             from ..cache import EmbeddingCache
+            from ..segmenter import Segmenter
 
             if self.threads:
                 torch.set_num_threads(self.threads)
-            self.segmenter = self.spec.segmenter(EmbeddingCache(0, self.cache_dir, disk_bytes=self.disk_bytes))
+            self.segmenter = Segmenter.from_spec(self.spec, EmbeddingCache(0, self.cache_dir, disk_bytes=self.disk_bytes))
         return self.segmenter
 
 

@@ -197,6 +197,7 @@ def main(args: argparse.Namespace) -> int:
     """`basam-ui precompute`: list the images, load the model (here or on Ray workers), run, summarise."""
     from ..cache import EmbeddingCache
     from ..models import CheckpointError, ModelSpec
+    from ..segmenter import Segmenter
 
     try:
         sizes = check_sizes(args.sizes)
@@ -230,7 +231,7 @@ def main(args: argparse.Namespace) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
         else:
-            segmenter = spec.segmenter(EmbeddingCache(0, cache_dir, disk_bytes=disk_bytes))
+            segmenter = Segmenter.from_spec(spec, EmbeddingCache(0, cache_dir, disk_bytes=disk_bytes))
             summary = run_jobs(jobs, segmenter, progress=True)
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

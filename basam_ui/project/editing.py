@@ -40,11 +40,22 @@ class ObjectEditing:
         replaces: Optional[int] = None,
         holder: Optional[str] = None,
     ) -> ObjectRecord:
-        """Store a full-resolution mask as an object of class `label`; it lies on top of the
-        image's earlier objects. With `replaces` (a reopened object of the same image) the new
-        object takes that one's place and layer. A to-do image becomes in progress. Refused
-        (ImageChangedError) while the image is marked changed, and for a mask whose size is
-        not the image's."""
+        """Store a mask as an object of the image; it lies on top of the earlier objects. A
+        to-do image becomes in progress. One transaction: when this returns, it is on disk.
+
+        Arguments:
+          image_id: the image.
+          mask: H x W bool at the image's full resolution (not empty).
+          label: the class name.
+          provenance: how the mask was made (side, model, S, setting, prompts, annotator, ...).
+          replaces: a reopened live object of the same image: the new one takes its place and
+            layer (undo brings it back).
+          holder: the session committing (its claim is kept alive).
+
+        Returns:
+          The stored ObjectRecord. Raises ImageChangedError while the image is marked changed,
+          ValueError for an empty mask, a mask of another size, or an unknown class.
+        """
         rle = encode_mask(mask)
         now = self._clock()
         with self._transaction() as conn:
@@ -80,7 +91,14 @@ class ObjectEditing:
             return _object_by_id(conn, object_id)
 
     def objects(self, image_id: int) -> list[ObjectRecord]:
-        """The image's live objects, bottom layer first."""
+        """The live objects of an image.
+
+        Arguments:
+          image_id: the image.
+
+        Returns:
+          Its ObjectRecords, bottom layer first.
+        """
         with self._transaction("DEFERRED") as conn:
             rows = conn.execute(
                 f"SELECT {OBJECT_COLUMNS} FROM {OBJECT_FROM} WHERE o.image_id = ? AND {LIVE} ORDER BY o.layer, o.id",
@@ -101,8 +119,14 @@ class ObjectEditing:
             return _object_by_id(conn, object_id)
 
     def reopen(self, object_id: int) -> tuple[dict, np.ndarray]:
-        """An object's prompts and full-resolution mask, to refine it; commit the result with
-        `replaces=object_id`."""
+        """What refining an object starts from; commit the result with `replaces=object_id`.
+
+        Arguments:
+          object_id: a live object.
+
+        Returns:
+          (its prompts as stored: {"points", "labels", "box"}, its full-resolution mask).
+        """
         record = self.object(object_id)
         return record.provenance.prompts, record.mask()
 
@@ -125,9 +149,16 @@ class ObjectEditing:
                 raise KeyError(f"no live object {object_id}")
 
     def undo_last_commit(self, image_id: int, annotator: Optional[str] = None) -> Optional[int]:
-        """Take back the newest live object committed on the image (by `annotator`, if given):
-        it is removed, and the object it replaced (if any) comes back. Returns the removed
-        object's id, or None when there is nothing to undo."""
+        """Take back the newest live object committed on an image: it is removed, and the object
+        it replaced (if any) comes back.
+
+        Arguments:
+          image_id: the image.
+          annotator: only that annotator's commits (None: anyone's).
+
+        Returns:
+          The removed object's id, or None when there is nothing to undo.
+        """
         with self._transaction() as conn:
             row = conn.execute(
                 f"SELECT o.id, o.replaces FROM objects o WHERE o.image_id = ? AND {LIVE} "

@@ -59,10 +59,24 @@ class Project(ObjectEditing):
         claim_ttl: float = DEFAULT_CLAIM_TTL,
         clock: Callable[[], float] = time.time,
     ) -> "Project":
-        """Open the project of folder `root` (database `db`, default DIR/.basam-ui/project.sqlite;
-        made on first use with `labels`, default ["object"]; `labels` missing from an existing
-        database are added). With `scan`, the folder is listed (nothing decoded) and new
-        images are added, vanished ones marked missing: see `last_scan`."""
+        """Open the project of a folder (its database made on first use, an older schema upgraded).
+
+        Arguments:
+          root: the folder of images.
+          db: the database file (default DIR/.basam-ui/project.sqlite).
+          labels: class names; a new database gets them (default ["object"]), an existing one
+            gains those it lacks.
+          create: make the database when there is none (else ProjectError).
+          readonly: open a database that cannot be written (a read-only folder), for reading.
+          scan: list the folder (nothing decoded), adding new images and marking vanished ones
+            missing (see `last_scan`).
+          claim_ttl: seconds of inactivity after which a session's claim lapses.
+          clock: the time source (tests pass their own).
+
+        Returns:
+          The open Project (close it, or use it as a context manager). Raises ProjectError /
+          ProjectDatabaseError with the reason.
+        """
         root = Path(root)
         if not root.is_dir():
             raise ProjectError(f"{root}: no such folder")
@@ -176,12 +190,20 @@ class Project(ObjectEditing):
     def open_image(
         self, image_id: int, holder: Optional[str] = None, annotator: str = ""
     ) -> tuple[ImageRecord, Optional[str]]:
-        """Record that the image is being opened: its file's size (from the header) and
-        content hash (the first hash is kept as the annotated one; a later different hash
-        marks the image changed when it has objects), and claim it for `holder`.
+        """Record that the image is being opened and claim it.
 
-        Returns (the image, the annotator of another live session holding it, else None). A
-        file that has gone is marked missing and nothing else is recorded."""
+        Its file's size (from the header) and content hash are recorded: the first hash is kept
+        as the annotated one; a later different hash marks the image changed when it has
+        objects. A file that has gone is marked missing and nothing else is recorded.
+
+        Arguments:
+          image_id: the image.
+          holder: the browser session opening it (None: look without claiming).
+          annotator: the name shown to other sessions while it is claimed.
+
+        Returns:
+          (the image as recorded now, the annotator of another live session holding it, or None).
+        """
         image = self.image(image_id)
         path = self.file_path(image)
         try:
@@ -225,9 +247,18 @@ class Project(ObjectEditing):
     def set_status(
         self, image_id: int, status: str, annotator: str = "", holder: Optional[str] = None
     ) -> Optional[ImageRecord]:
-        """Set the image's status (todo, in_progress, done, skipped), recording who and when.
-        For done and skipped with a `holder`, claims and returns the next image to do (None
-        when none is left); otherwise returns None."""
+        """Set an image's status, recording who and when.
+
+        Arguments:
+          image_id: the image.
+          status: "todo", "in_progress", "done" or "skipped".
+          annotator: who set it.
+          holder: the session; for done and skipped, the next image to do is claimed for it.
+
+        Returns:
+          The next image to do, claimed (done/skipped with a holder; None when none is left),
+          else None.
+        """
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         now = self._clock()
@@ -244,9 +275,18 @@ class Project(ObjectEditing):
     def next_todo(
         self, holder: Optional[str], annotator: str = "", after: Optional[int] = None, *, claim: bool = True
     ) -> Optional[ImageRecord]:
-        """The next image to do after image `after` (path order, wrapping round), skipping
-        images held by other live sessions, claimed for `holder` (with `claim=False` only
-        looked up, e.g. to encode it ahead); None when nothing is left."""
+        """The next image to do: after image `after` in path order, wrapping round, skipping
+        images held by other live sessions.
+
+        Arguments:
+          holder: the session asking (it gets the claim).
+          annotator: its name, shown to other sessions.
+          after: the image to start after (None: from the first).
+          claim: False only looks it up (e.g. to encode it ahead).
+
+        Returns:
+          The image, or None when nothing is left to do.
+        """
         now = self._clock()
         with self._transaction() as conn:
             path = None if after is None else image_by_id(conn, after).path
@@ -269,8 +309,15 @@ class Project(ObjectEditing):
         return image_by_id(conn, image_id)
 
     def neighbour(self, image_id: int, step: int) -> Optional[ImageRecord]:
-        """The image `step` places after (negative: before) `image_id` in path order, or None
-        past either end."""
+        """A neighbour in path order.
+
+        Arguments:
+          image_id: where to start.
+          step: how many places after (negative: before).
+
+        Returns:
+          The image, or None past either end.
+        """
         with self._transaction("DEFERRED") as conn:
             path = image_by_id(conn, image_id).path
             op, order = (">", "ASC") if step > 0 else ("<", "DESC")

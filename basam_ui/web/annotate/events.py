@@ -1,11 +1,11 @@
 """The annotate page's events, without its layout: one function per page event. No Gradio
-here: `annotate_page.py` wires these to components, and the tests call them directly.
+here: `page.py` wires these to components, and the tests call them directly.
 
 Every event takes the engine, the project (`basam_ui.project.Project`), the session's
 `AnnotateState` and the event's inputs, and returns a new `AnnotateState`; the store does
 the work (claims, objects, statuses), this module only turns page input into its calls.
-The current image, its prompts and both sides' masks are a compare-page `Session` inside the
-state, so prompting works as on the compare page (`compare.set_prompts`).
+The current image, its prompts and both sides' masks are a `Session` inside the state, so
+prompting works as on the compare page (the shared `common/events.py`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from . import compare
-from .engine import AppEngine
-from .session import AppError, Progress, Prompts, Session, Settings, no_progress, parse_size
-
-SIDE_NAMES = {"basam": "BA-SAM", "sam": "SAM"}
+from ...prompts import Prompts
+from ...vocabulary import DEFAULT_SIDE, side_key
+from ..common import events as common
+from ..common.engine import AppEngine
+from ..common.session import AppError, Progress, Session, Settings, no_progress, parse_size
 MAX_STROKES = 500
 MAX_STROKE_POINTS = 20_000
 
@@ -40,7 +40,7 @@ class AnnotateState:
     annotator: str = ""
     image_id: Optional[int] = None
     session: Session = field(default_factory=Session)
-    side: str = "basam"
+    side: str = DEFAULT_SIDE
     selected: Optional[int] = None
     reopened: Optional[int] = None
     started: Optional[float] = None
@@ -73,7 +73,7 @@ def open_image(engine: AppEngine, project, state: AnnotateState, image_id: int) 
     image, other = project.open_image(int(image_id), state.holder, state.annotator)
     if image.missing:
         raise AppError(f"{image.path}: the file is missing (its objects are kept)")
-    session = compare.upload_image(engine, str(project.file_path(image)))
+    session = common.upload_image(engine, str(project.file_path(image)))
     engine.forget(state.session)
     note = f"{image.path} is also open in {other or 'another'} session" if other is not None else ""
     if image.changed:
@@ -81,14 +81,14 @@ def open_image(engine: AppEngine, project, state: AnnotateState, image_id: int) 
                 "(see the export's changed.txt); commits are refused until it is resolved")
     return replace(
         state, image_id=image.id, session=replace(session, image_name=image.path),
-        side="basam", selected=None, reopened=None, started=None, note=note,
+        side=DEFAULT_SIDE, selected=None, reopened=None, started=None, note=note,
     )
 
 
 def encode(engine: AppEngine, state: AnnotateState, settings: Settings, progress: Progress = no_progress) -> AnnotateState:
     """Both sides' embeddings of the open image (from the cache when there), and masks for
     its prompts: after opening an image and for every settings change."""
-    return replace(state, session=compare.compute(engine, state.session, settings, progress))
+    return replace(state, session=common.compute(engine, state.session, settings, progress))
 
 
 def go(engine: AppEngine, project, state: AnnotateState, where: str) -> AnnotateState:
@@ -171,17 +171,17 @@ def set_prompts(
     progress: Progress = no_progress,
 ) -> AnnotateState:
     """The canvas's prompts changed: decode both sides again."""
-    session = compare.set_prompts(engine, state.session, canvas, settings, progress)
+    session = common.set_prompts(engine, state.session, canvas, settings, progress)
     started = state.started if state.started is not None or session.prompts.empty else time.time()
     return replace(state, session=session, started=started)
 
 
 def switch_side(state: AnnotateState, side: str) -> AnnotateState:
     """Which side's mask Enter commits ("basam"/"sam" or "BA-SAM"/"SAM")."""
-    side = {v: k for k, v in SIDE_NAMES.items()}.get(side, side)
-    if side not in SIDE_NAMES:
-        raise AppError(f"side must be BA-SAM or SAM, got {side!r}")
-    return replace(state, side=side)
+    try:
+        return replace(state, side=side_key(side))
+    except ValueError as exc:
+        raise AppError(str(exc)) from None
 
 
 def parse_strokes(value: Optional[Mapping[str, Any]]) -> list[dict]:
@@ -230,15 +230,15 @@ def commit(
     """Enter: store the chosen side's mask (with the canvas's brush strokes painted on it) as an
     object of class `label`, replacing the reopened object if there is one. The prompts are
     cleared for the next object; the embeddings stay."""
-    from ..models import model_info
-    from ..project import ProjectError, Provenance
+    from ...models import model_info
+    from ...project import ProjectError, Provenance
 
     _need_image(state)
     session = state.session
-    if canvas and compare.prompts_from_canvas(canvas) != session.prompts:  # an answer still on its way
+    if canvas and common.canvas_prompts(canvas) != session.prompts:  # an answer still on its way
         state = set_prompts(engine, state, canvas, settings, progress)
         session = state.session
-    result = session.basam if state.side == "basam" else session.sam
+    result = session.side(state.side)
     if result is None or result.mask is None:
         raise AppError("click the image (or draw a box) first: there is no mask to commit")
     strokes = parse_strokes(canvas)
@@ -247,12 +247,12 @@ def commit(
         raise AppError("the mask is empty: nothing to commit")
     segmenter = engine.segmenter(session.settings.model if session.settings else settings.model)
     info = model_info(segmenter.sam)
-    iou = compare.mask_iou(session)
+    iou = common.mask_iou(session)
     provenance = Provenance(
         side=state.side, model_type=info.model_type, checkpoint_sha256=info.sha256, input_size=result.size,
         nsf=result.config.nsf, bmam=result.config.bmam, beta=result.config.beta,
         precision=segmenter.encoder_precision,
-        prompts=session.prompts.for_export(), brush_edits=len(strokes),
+        prompts=session.prompts.record(), brush_edits=len(strokes),
         predicted_iou=float(result.scores[result.choice]) if result.scores is not None else None,
         iou_sam_basam=iou, annotator=state.annotator,
         seconds=time.time() - state.started if state.started is not None else None,
@@ -264,7 +264,7 @@ def commit(
     except (ProjectError, ValueError) as exc:  # ImageChangedError, a wrong size, an unknown class
         raise AppError(str(exc)) from None
     return replace(state, session=_without_prompts(session), selected=record.id, reopened=None, started=None,
-                   side="basam", note="")
+                   side=DEFAULT_SIDE, note="")
 
 
 def _without_prompts(session: Session) -> Session:
@@ -327,14 +327,8 @@ def reopen_selected(
     if state.selected is None:
         raise AppError("select an object first")
     record = project.object(state.selected)
-    prompts = record.provenance.prompts
-    points = [{"x": x, "y": y, "label": int(label), "i": k + 1}
-              for k, ((x, y), label) in enumerate(zip(prompts["points"], prompts["labels"]))]
-    boxes = []
-    if prompts.get("box"):
-        x0, y0, x1, y1 = prompts["box"]
-        boxes.append({"x0": x0, "y0": y0, "x1": x1, "y1": y1, "i": len(points) + 1})
-    value = {**compare.canvas_value(state.session.canvas_image), "points": points, "boxes": boxes, "rev": 1}
+    prompts = Prompts.from_record(record.provenance.prompts)
+    value = {**common.canvas_value(state.session.canvas_image), **prompts.canvas_items(), "rev": 1}
     state = set_prompts(engine, replace(state, reopened=record.id, side=record.provenance.side), value, settings, progress)
     return state, value
 
@@ -358,6 +352,6 @@ def add_label(project, name: str) -> list[str]:
 
 def settings_for(engine: AppEngine, settings: Settings) -> tuple[int | str, list]:
     """(resolution, [configs]) the two sides of `settings` are encoded with (for prefetch)."""
-    from ..basam.config import BASAMConfig
+    from ...basam.config import BASAMConfig
 
     return parse_size(settings.size, engine.max_size), [BASAMConfig.vanilla(), settings.basam_config]

@@ -1,33 +1,35 @@
-"""The annotate page: its layout and the wiring of its events to `annotate.py` (what the events
-do) and `annotate_view.py` (what is shown). The engine, the project and the prefetcher are
+"""The annotate page: its layout and the wiring of its events to `events.py` (what the events
+do) and `view.py` (what is shown). The engine, the project and the prefetcher are
 captured by the event functions; each browser session's state is an `AnnotateState` in
 gr.State, whose delete callback gives up the session's claim."""
 
-import logging
-import os
 import time
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Callable, Optional
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before Gradio is imported: read at import
+import gradio as gr
 
-import gradio as gr  # noqa: E402
+from ...vocabulary import (
+    DATASET_FORMAT_LABELS, DATASET_FORMATS, DEFAULT_BETA, DEFAULT_SIDE, MAX_BETA, SIDE_LABELS, SIDES,
+)  # fmt: skip
+from ..common import events as common
+from ..common.auth import login_name
+from ..common.canvas import PromptCanvas
+from ..common.engine import AppEngine
+from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message
+from ..common.page import listen as attach
+from ..common.session import USER_ERRORS, Settings
+from . import events as annotate
+from . import view as annotate_view
+from .events import AnnotateState
+from .prefetch import Prefetcher
 
-from . import annotate, annotate_view, compare  # noqa: E402
-from .annotate import AnnotateState  # noqa: E402
-from .auth import login_name  # noqa: E402
-from .canvas import PromptCanvas  # noqa: E402
-from .compare_page import RANDOM_WEIGHTS_WARNING, concurrency_limit  # noqa: E402
-from .engine import AppEngine  # noqa: E402
-from .prefetch import Prefetcher  # noqa: E402
-from .session import DEFAULT_BETA, AppError, Settings  # noqa: E402
-
-log = logging.getLogger(__name__)
-
+HERE = Path(__file__).resolve().parent
 NAME_KEY = "basam-ui-annotator"  # the browser's localStorage entry for the annotator's name
 # the "Enter commits" radio -> the canvas shows that side (annotate.js listens for "bc-side")
 SIDE_VIEW_JS = ("(side) => { document.querySelector('#canvas .bc-root')?.dispatchEvent("
-                "new CustomEvent('bc-side', {detail: side === 'SAM' ? 'sam' : 'basam'})); }")
-EXPORT_FORMATS = {"COCO (JSON)": "coco", "PNG label maps": "png", "YOLO-seg": "yolo"}
+                f"new CustomEvent('bc-side', {{detail: side === '{SIDE_LABELS['sam']}' ? 'sam' : 'basam'}})); }}")
+EXPORT_CHOICES = {DATASET_FORMAT_LABELS[fmt]: fmt for fmt in DATASET_FORMATS}  # the export radio: label -> format
 KEYS_HELP = (
     "**Keys:** 1–9 class · Enter commit the mask as an object · S commit SAM's mask instead of BA-SAM's "
     "(the view follows) · Delete delete the selected object · D / → next image · A / ← previous · "
@@ -35,10 +37,7 @@ KEYS_HELP = (
     "[ / ] brush size · plus the canvas keys: N negative clicks · Z undo prompt · Esc clear prompts · "
     "V view · F fit · 0 1:1 · + / − zoom. Keys do nothing while you type in a text field."
 )
-CSS = """
-#message p { color: #b91c1c; font-weight: 600; }
-#weights-warning { background: #fff4d6; border-radius: 6px; padding: 6px 12px; }
-#weights-warning p { color: #6b4a00; }
+CSS = BASE_CSS + """
 #ann-keys p { font-size: 0.85em; opacity: 0.8; }
 .bc-ann-line { font-size: 0.85em; opacity: 0.8; }
 #ann-images { max-height: 60vh; overflow: auto; }
@@ -72,7 +71,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     column_widths=["52%", "34%", "14%"],
                 )
             with gr.Column(scale=3):
-                canvas = PromptCanvas(None, extensions=["annotate.js"], objects=None, elem_id="canvas")
+                canvas = PromptCanvas(None, extensions=[HERE / "annotate.js"], objects=None, elem_id="canvas")
                 gr.Markdown(KEYS_HELP, elem_id="ann-keys")
                 status = gr.Markdown("", elem_id="status")
             with gr.Column(scale=1, min_width=260):
@@ -81,7 +80,9 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 with gr.Row():
                     new_label = gr.Textbox(placeholder="new class", show_label=False, elem_id="ann-new-class", scale=3)
                     add_label = gr.Button("Add", elem_id="ann-add-class", size="sm", scale=1)
-                side = gr.Radio(["BA-SAM", "SAM"], value="BA-SAM", label="Enter commits the mask of (S)", elem_id="ann-side")
+                side_order = [DEFAULT_SIDE, *(k for k in SIDES if k != DEFAULT_SIDE)]
+                side = gr.Radio([SIDE_LABELS[k] for k in side_order], value=SIDE_LABELS[DEFAULT_SIDE],
+                                label="Enter commits the mask of (S)", elem_id="ann-side")
                 with gr.Row():
                     commit_btn = gr.Button("Commit (Enter)", elem_id="ann-commit", variant="primary", size="sm")
                     undo_btn = gr.Button("Undo last commit", elem_id="ann-undo", size="sm")
@@ -100,12 +101,13 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     with gr.Row():
                         nsf = gr.Checkbox(True, label="NSF", elem_id="nsf")
                         bmam = gr.Checkbox(True, label="BM-AM", elem_id="bmam")
-                    beta = gr.Slider(0, 2.5, value=DEFAULT_BETA, step=0.05, label="β (BM-AM slope)", elem_id="beta")
+                    beta = gr.Slider(0, MAX_BETA, value=DEFAULT_BETA, step=0.05, label="β (BM-AM slope)", elem_id="beta")
         with gr.Accordion("Report", open=False):
             report = gr.Markdown("", elem_id="ann-report")
             report_btn = gr.Button("Refresh the report", elem_id="ann-report-refresh", size="sm")
         with gr.Row():
-            export_format = gr.Radio(list(EXPORT_FORMATS), value="COCO (JSON)", label="Export as", elem_id="ann-export-format")
+            export_format = gr.Radio(list(EXPORT_CHOICES), value=next(iter(EXPORT_CHOICES)), label="Export as",
+                                     elem_id="ann-export-format")
             polygons = gr.Checkbox(False, label="COCO polygons instead of RLE", elem_id="ann-polygons")
             all_images = gr.Checkbox(False, label="every image with objects (not only done ones)", elem_id="ann-all")
             export_btn = gr.Button("Export (zip)", elem_id="ann-export")
@@ -121,20 +123,20 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
         def shown(st: AnnotateState, everything: bool) -> dict:
             """Component updates showing `st` (the list, progress and objects too with `everything`)."""
             records = project.objects(st.image_id) if st.image_id is not None else []
-            masks = compare.masks_for_canvas(st.session)
+            masks = common.masks_for_canvas(st.session)
             out = {state: st, canvas: gr.update(masks=masks, objects=annotate_view.objects_layer(st, records)),
                    status: annotate_view.status_text(project, st), message: ""}
             if everything:
                 out.update({
                     images: annotate_view.image_rows(project, st), progress: annotate_view.progress_text(project),
                     objects: gr.update(choices=annotate_view.object_choices(records), value=st.selected),
-                    side: annotate.SIDE_NAMES[st.side],
+                    side: SIDE_LABELS[st.side],
                 })
             return out
 
         def guarded(event: Callable[..., tuple[AnnotateState, dict]], everything: bool = True, prefetch: bool = False):
             """An event function for Gradio: runs `event(st, data, report)` marked busy for the
-            prefetcher, shows the state it returns; an AppError becomes the page's message."""
+            prefetcher, shows the state it returns; a failure becomes the page's message."""
 
             def run(data: dict, request: gr.Request, progress_bar=gr.Progress()) -> dict:
                 started = time.time()
@@ -142,11 +144,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     st = annotate.start(data[state], login_name(request) or "")
                     try:
                         st, extra = event(st, data, lambda f, t: progress_bar(f, desc=t))
-                    except AppError as exc:
-                        return {message: f"⚠️ {exc}"}
-                    except Exception as exc:  # a bug: say so in the page, keep serving
-                        log.exception("annotate event failed")
-                        return {message: f"⚠️ internal error: {type(exc).__name__}: {exc}"}
+                    except Exception as exc:  # a user error or a bug: said in the page, the state kept
+                        return {message: failure_message(exc, "annotate page event")}
                     annotate.touch(project, st)
                     out = with_extra(shown(st, everything), extra)
                 masks = out[canvas].get("masks")
@@ -167,7 +166,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 return
             try:
                 resolution, configs = annotate.settings_for(engine, settings)
-            except AppError:
+            except USER_ERRORS:
                 return
             prefetcher.request(settings.model, str(project.file_path(following)), resolution, configs)
 
@@ -179,7 +178,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             return out
 
         def fresh_canvas(st: AnnotateState) -> dict:
-            return {canvas: gr.update(value=compare.canvas_value(st.session.canvas_image))}
+            return {canvas: gr.update(value=common.canvas_value(st.session.canvas_image))}
 
         def moved(move: Callable[[AnnotateState, dict], AnnotateState]):
             def event(st, data, report):
@@ -194,8 +193,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             try:
                 with prefetcher.busy():
                     st = annotate.first_image(engine, project, st)
-            except AppError as exc:
-                return {state: st, message: f"⚠️ {exc}"}
+            except USER_ERRORS as exc:
+                return {state: st, message: failure_message(exc)}
             out = with_extra(shown(st, True), fresh_canvas(st))
             out[name] = gr.update(value=st.annotator, interactive=login is None)
             out[report] = report_text()
@@ -205,7 +204,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             return annotate.encode(engine, st, settings_of(data), report), {}
 
         def report_text() -> str:
-            from ..project.report import project_figures, report_markdown
+            from ...project.report import project_figures, report_markdown
 
             return report_markdown(project_figures(project), "Project report").replace("# Project report\n", "", 1)
 
@@ -216,15 +215,15 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 try:
                     image = project.image_by_path(path)
                 except KeyError:
-                    raise AppError("pick an image in the list") from None
+                    raise annotate.AppError("pick an image in the list") from None
                 return moved(lambda s, d: annotate.open_image(engine, project, s, image.id))(st, _data, report)
 
             return guarded(event)(data, request)
 
         def on_export(data: dict) -> dict:
-            from ..project.export import export_zip
+            from ...project.export import export_zip
 
-            fmt = EXPORT_FORMATS.get(data[export_format], "coco")
+            fmt = EXPORT_CHOICES.get(data[export_format], DATASET_FORMATS[0])
             folder = engine.new_folder("export")
             try:
                 path, result = export_zip(project, folder / f"{project.root.name or 'project'}-{fmt}.zip", fmt,
@@ -237,8 +236,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
         def on_add_label(data: dict) -> dict:
             try:
                 names = annotate.add_label(project, data[new_label])
-            except AppError as exc:
-                return {message: f"⚠️ {exc}"}
+            except USER_ERRORS as exc:
+                return {message: failure_message(exc)}
             choice = annotate_view.class_choice(names, data[new_label].strip())
             return {label: gr.update(choices=annotate_view.class_choices(names), value=choice), new_label: "", message: ""}
 
@@ -307,15 +306,5 @@ def _committed(st: AnnotateState, fresh_canvas: Callable[[AnnotateState], dict])
 
 def _listen(trigger, fn, inputs, outputs, **kwargs):
     """Attach an event to one trigger or several, on the model queue, kept out of the API docs."""
-    options = dict(concurrency_id="models", show_progress="minimal", api_visibility="private", **kwargs)
-    if isinstance(trigger, list):
-        return gr.on(trigger, fn, inputs, outputs, **options)
-    return trigger(fn, inputs=inputs, outputs=outputs, **options)
-
-
-def annotate_launch_options(engine: AppEngine, logins=()) -> dict[str, Any]:
-    """demo.launch() options of the annotate page (the compare page's, with its CSS)."""
-    from .server import launch_options
-
-    return {**launch_options(engine, logins), "css": CSS}
-
+    return attach(trigger, fn, inputs, outputs, **{"concurrency_id": "models", "show_progress": "minimal",
+                                                  "api_visibility": "private", **kwargs})

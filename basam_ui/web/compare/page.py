@@ -1,35 +1,29 @@
-"""The compare page: its layout and the wiring of its events to `compare.py` (what the events
-do) and `api.py` (the /segment endpoint). The engine is captured by the event functions;
-each browser session's state is a `session.Session` in gr.State.
+"""The compare page: its layout and the wiring of its events to `events.py` and the shared
+`common/events.py` (what the events do) and `api.py` (the /segment endpoint). The engine is
+captured by the event functions; each browser session's state is a `Session` in gr.State.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before Gradio is imported: read at import
+import gradio as gr
 
-import gradio as gr  # noqa: E402
+from ...vocabulary import DEFAULT_BETA, DEFAULT_SIDE, MAX_BETA, SIDE_LABELS, SIDES
+from ..common import events as common
+from ..common.canvas import CLEAR_JS, SET_NEGATIVE_JS, UNDO_JS, PromptCanvas
+from ..common.engine import AppEngine
+from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message
+from ..common.page import listen as attach
+from ..common.session import USER_ERRORS, Progress, Session, Settings
+from . import api, events
+from .events import EXPORT_CHOICES
 
-from . import api, compare
-from .canvas import CLEAR_JS, SET_NEGATIVE_JS, UNDO_JS, PromptCanvas
-from .engine import AppEngine
-from .session import DEFAULT_BETA, EXPORT_FORMATS, SIDES, AppError, Progress, Session, Settings
-
-log = logging.getLogger(__name__)
-
-ASSETS = Path(__file__).resolve().parents[2] / "assets"  # present in a clone or a Space
+ASSETS = Path(__file__).resolve().parents[3] / "assets"  # present in a clone or a Space
 EXAMPLES = (("camouflage.jpg", "camouflage_mask.png"), ("lesion.jpg", "lesion_mask.png"))
 IMAGE_FILE_TYPES = ["image", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"]
-RANDOM_WEIGHTS_WARNING = (
-    "⚠️ **Random weights.** This server runs an untrained model (`--random-weights`): the masks "
-    "are meaningless. Use it to try the interface only; run `basam-ui` without the option to "
-    "use the real checkpoint."
-)
 PROMPT_HELP = (
     "Click: positive point · Shift-click or right-click: negative point · drag: box. "
     "SAM takes one box per prediction: the last box drawn is used, together with all points."
@@ -39,21 +33,9 @@ VIEW_LEGEND = (
     "only in BA-SAM orange, in both light · Swipe: SAM left of the divider, BA-SAM right (drag it)."
 )
 
-CSS = """
-#message p { color: #b91c1c; font-weight: 600; }
-#weights-warning { background: #fff4d6; border-radius: 6px; padding: 6px 12px; }
-#weights-warning p { color: #6b4a00; }
+CSS = BASE_CSS + """
 #prompt-help p { font-size: 0.85em; opacity: 0.8; }
 """
-
-
-def concurrency_limit(device: str) -> int:
-    """How many model events run at once. On CPU one: a second event would only split the
-    same cores and make both slower. On a GPU two: a user's clicks (decode only) then need
-    not queue behind another user's multi-second encode at a large S, while at most two
-    encodes share the GPU's memory (the encoder's attention is chunked, so its memory stays
-    bounded; more at once would risk running out at 4096)."""
-    return 1 if str(device).startswith("cpu") else 2
 
 
 def build_app(engine: AppEngine) -> gr.Blocks:
@@ -89,7 +71,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
                 with gr.Row():
                     nsf = gr.Checkbox(True, label="NSF", info="new scaling factor", elem_id="nsf")
                     bmam = gr.Checkbox(True, label="BM-AM", info="bias-mode attention mask", elem_id="bmam")
-                beta = gr.Slider(0, 2.5, value=DEFAULT_BETA, step=0.05, label="β (BM-AM slope)", elem_id="beta")
+                beta = gr.Slider(0, MAX_BETA, value=DEFAULT_BETA, step=0.05, label="β (BM-AM slope)", elem_id="beta")
                 multimask = gr.Checkbox(False, label="Multimask (3 candidates per side)", elem_id="multimask")
             with gr.Column(scale=4):
                 canvas = PromptCanvas(None, elem_id="canvas")
@@ -99,8 +81,9 @@ def build_app(engine: AppEngine) -> gr.Blocks:
                     sam_candidates = gr.Radio([], label="SAM candidates", elem_id="sam-candidates", visible=False)
                     basam_candidates = gr.Radio([], label="BA-SAM candidates", elem_id="basam-candidates", visible=False)
         with gr.Row():
-            export_side = gr.Radio(list(SIDES), value="BA-SAM", label="Export the mask of", elem_id="export-side")
-            export_format = gr.Radio(list(EXPORT_FORMATS), value="PNG", label="as", elem_id="export-format")
+            export_side = gr.Radio([SIDE_LABELS[k] for k in SIDES], value=SIDE_LABELS[DEFAULT_SIDE], label="Export the mask of",
+                                   elem_id="export-side")
+            export_format = gr.Radio(list(EXPORT_CHOICES), value=next(iter(EXPORT_CHOICES)), label="as", elem_id="export-format")
             download = gr.DownloadButton("Download mask (full resolution)", elem_id="download", interactive=False)
         examples = _examples(upload, gt_upload)
         api_inputs, api_outputs, api_trigger = _api_components(engine)
@@ -114,7 +97,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
 
         def page(session: Session, data: dict) -> dict:
             """Component updates showing `session`."""
-            shown = compare.view(session)
+            shown = events.view(session)
             return {
                 state: session,
                 canvas: gr.update(masks=shown.masks),
@@ -130,7 +113,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             on_error: Optional[dict] = None,
         ):
             """An event function for Gradio: runs `event`, shows the page for the session it
-            returns; on AppError shows the message (plus the `on_error` updates) and keeps the
+            returns; on a user error shows the message (plus the `on_error` updates) and keeps the
             state as it was. With `keep_message` a success leaves the message line alone (a
             follow-up step must not wipe the error of the step before it)."""
 
@@ -142,13 +125,10 @@ def build_app(engine: AppEngine) -> gr.Blocks:
 
                 try:
                     session, extra = event(data, report)
-                except AppError as exc:
-                    gr.Warning(str(exc))
-                    return {**(on_error or {}), message: f"⚠️ {exc}"}
-                except Exception as exc:  # a bug: say so in the page, keep serving
-                    log.exception("event failed")
-                    gr.Warning(f"internal error: {type(exc).__name__}: {exc}")
-                    return {message: f"⚠️ internal error: {type(exc).__name__}: {exc}"}
+                except Exception as exc:  # a user error or a bug: said in the page, the old state kept
+                    text = failure_message(exc, "compare page event")
+                    gr.Warning(text.removeprefix("⚠️ "))
+                    return {**((on_error or {}) if isinstance(exc, USER_ERRORS) else {}), message: text}
                 shown = {**page(session, data), **extra}
                 masks = shown[canvas].get("masks")
                 if masks is not None and masks["png"]:  # when the server got the event and sent its answer
@@ -160,49 +140,49 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             return run
 
         def on_upload(data, report):
-            session = compare.upload_image(engine, data[upload])
+            session = common.upload_image(engine, data[upload])
             engine.forget(data[state])  # the previous image's files
             negative = data[click_mode] == "negative"
-            return session, {canvas: gr.update(value=compare.canvas_value(session.canvas_image, negative), masks=compare.masks_for_canvas(session)), gt_upload: None}
+            return session, {canvas: gr.update(value=common.canvas_value(session.canvas_image, negative), masks=common.masks_for_canvas(session)), gt_upload: None}
 
         def on_example(data, report):
-            session = compare.set_ground_truth(engine, compare.upload_image(engine, data[upload]), data[gt_upload])
+            session = events.set_ground_truth(engine, common.upload_image(engine, data[upload]), data[gt_upload])
             engine.forget(data[state])
-            return session, {canvas: gr.update(value=compare.canvas_value(session.canvas_image, data[click_mode] == "negative"), masks=compare.masks_for_canvas(session))}
+            return session, {canvas: gr.update(value=common.canvas_value(session.canvas_image, data[click_mode] == "negative"), masks=common.masks_for_canvas(session))}
 
         def on_reset(data, report):
             engine.forget(data[state])
             return Session(), {canvas: gr.update(value=None, masks={"url": None, "png": None}), gt_upload: None}
 
         def on_prompt(data, report):
-            return compare.set_prompts(engine, data[state], data[canvas], settings_of(data), report), {}
+            return common.set_prompts(engine, data[state], data[canvas], settings_of(data), report), {}
 
         def on_settings(data, report):  # also the encoding step after an upload
-            return compare.compute(engine, data[state], settings_of(data), report), {}
+            return common.compute(engine, data[state], settings_of(data), report), {}
 
         def on_pick(side: str, radio: gr.Radio):
             def run(data, report):
-                return compare.pick_candidate(data[state], side, data[radio]), {}
+                return events.pick_candidate(data[state], side, data[radio]), {}
 
             return run
 
         def on_gt(data, report):
-            session = compare.set_ground_truth(engine, data[state], data[gt_upload])
-            return compare.compute(engine, session, settings_of(data), report), {}
+            session = events.set_ground_truth(engine, data[state], data[gt_upload])
+            return common.compute(engine, session, settings_of(data), report), {}
 
         def on_export_choice(data: dict) -> dict:
             try:
-                exported = compare.export_mask_file(engine, data[state], data[export_side], data[export_format])
-            except AppError as exc:
-                return {message: f"⚠️ {exc}"}
+                exported = events.export_mask_file(engine, data[state], data[export_side], data[export_format])
+            except USER_ERRORS as exc:
+                return {message: failure_message(exc)}
             return {download: gr.update(value=exported, interactive=exported is not None), message: ""}
 
         def refresh_download(data: dict) -> dict:
             """The Download button's file for the session the last event left (made after the
             event has sent the masks, so the click path does not wait for it)."""
             try:
-                exported = compare.export_mask_file(engine, data[state], data[export_side], data[export_format])
-            except AppError:
+                exported = events.export_mask_file(engine, data[state], data[export_side], data[export_format])
+            except USER_ERRORS:
                 exported = None
             return {download: gr.update(value=exported, interactive=exported is not None)}
 
@@ -249,9 +229,9 @@ def build_app(engine: AppEngine) -> gr.Blocks:
         # twice per pick), beta on release (not per drag step)
         settings_triggers = [model.change, size.change, nsf.input, bmam.input, multimask.input, beta.release]
         listen(settings_triggers, guarded(on_settings), common_inputs, trigger_mode="always_last", api_name="settings")
-        listen(sam_candidates.input, guarded(on_pick("SAM", sam_candidates)), {*common_inputs, sam_candidates}, api_name="pick_sam")
+        listen(sam_candidates.input, guarded(on_pick("sam", sam_candidates)), {*common_inputs, sam_candidates}, api_name="pick_sam")
         listen(
-            basam_candidates.input, guarded(on_pick("BA-SAM", basam_candidates)), {*common_inputs, basam_candidates},
+            basam_candidates.input, guarded(on_pick("basam", basam_candidates)), {*common_inputs, basam_candidates},
             api_name="pick_basam",
         )
         _listen(
@@ -270,9 +250,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
 def _listen(trigger, fn, inputs, *, outputs, extra=(), **kwargs):
     """Attach a page event to one trigger or several (kept out of the API docs; gradio_client
     can still call it by its api_name)."""
-    if isinstance(trigger, list):
-        return gr.on(trigger, fn, inputs=inputs, outputs=[*outputs, *extra], api_visibility="undocumented", **kwargs)
-    return trigger(fn, inputs=inputs, outputs=[*outputs, *extra], api_visibility="undocumented", **kwargs)
+    return attach(trigger, fn, inputs, [*outputs, *extra], api_visibility="undocumented", **kwargs)
 
 
 def _examples(upload: gr.File, gt_upload: gr.File) -> Optional[gr.Examples]:
@@ -314,7 +292,7 @@ def _segment_endpoint(engine: AppEngine) -> Callable:
                 engine, image, points, box, size, nsf, bmam, beta, multimask, model or None,
                 lambda fraction, text: progress(fraction, desc=text),
             )
-        except AppError as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         return str(sam_mask), str(basam_mask), info
 

@@ -17,11 +17,16 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from ..basam.config import BASAMConfig
+from ...basam.config import BASAMConfig
+from ...prompts import Prompts
+from ...vocabulary import (
+    DEFAULT_CACHE_GB, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_PRECISION, DEFAULT_SIZE, MIN_SIZE, NATIVE, SIZES,
+    gb_to_bytes,
+)  # fmt: skip
 from .gpu_work import GPUDecorator, GpuWork, decode_side
-from .session import SIZES, NATIVE, DEFAULT_SIZE, AppError, Progress, Prompts, Session, SideResult, no_progress
+from .session import AppError, Progress, Session, SideResult, no_progress
 
-ModelLoader = Callable[[], Any]  # () -> a Sam module on its device
+ModelLoader = Callable[[], Any]  # () -> a Sam module on its device (models.ModelLoader)
 
 
 class AppEngine:
@@ -40,23 +45,23 @@ class AppEngine:
         *,
         device: str = "cpu",
         default_model: Optional[str] = None,
-        max_size: int = 4096,
+        max_size: int = DEFAULT_MAX_SIZE,
         max_pixels: Optional[int] = None,
-        cache_bytes: int = 2 << 30,
+        cache_bytes: int = gb_to_bytes(DEFAULT_CACHE_GB),
         cache_dir: Optional[str | Path] = None,
-        disk_bytes: Optional[int] = 50 << 30,  # = cache.DEFAULT_DISK_BYTES (cache.py imports torch)
-        precision: str = "auto",
+        disk_bytes: Optional[int] = gb_to_bytes(DEFAULT_DISK_GB),
+        precision: str = DEFAULT_PRECISION,
         random_weights: bool = False,
         work_dir: Optional[str | Path] = None,
         gpu: Optional[GPUDecorator] = None,
     ):
-        from ..cache import EmbeddingCache
-        from ..image_io import DEFAULT_MAX_PIXELS
+        from ...cache import EmbeddingCache
+        from ...sources import DEFAULT_MAX_PIXELS
 
         if not loaders:
             raise ValueError("AppEngine needs at least one model loader")
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 256:
-            raise ValueError(f"max_size must be an integer >= 256, got {max_size!r}")
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < MIN_SIZE:
+            raise ValueError(f"max_size must be an integer >= {MIN_SIZE}, got {max_size!r}")
         self.loaders = dict(loaders)
         self.device = str(device)  # where the model work runs (sets the queue's concurrency)
         self.default_model = default_model or next(iter(self.loaders))
@@ -97,8 +102,8 @@ class AppEngine:
             return found
 
     def _load(self, model_type: str):
-        from ..models import CheckpointError
-        from ..segmenter import Segmenter
+        from ...models import CheckpointError
+        from ...segmenter import Segmenter
 
         try:
             sam = self.loaders[model_type]()
@@ -125,7 +130,7 @@ class AppEngine:
         shared cache or encoded once (in the GPU worker under ZeroGPU, then cached here on the
         CPU): a segmenter.ImageEmbedding. Every caller goes through here (pages, API,
         prefetch). Raises AppError (out of memory: with a smaller size to try)."""
-        from ..segmenter import EncoderOutOfMemory
+        from ...segmenter import EncoderOutOfMemory
 
         segmenter = self.segmenter(model_type, progress)
         encoder = self.gpu_work.encoder(model_type) if self.gpu_work else None

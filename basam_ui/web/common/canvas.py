@@ -34,8 +34,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from ...vocabulary import SIDE_LABELS
+
 HERE = Path(__file__).resolve().parent
-VIEW_LABELS = (("basam", "BA-SAM"), ("sam", "SAM"), ("diff", "Difference"), ("swipe", "Swipe"))
+VIEW_LABELS = (("basam", SIDE_LABELS["basam"]), ("sam", SIDE_LABELS["sam"]), ("diff", "Difference"), ("swipe", "Swipe"))
 KEYS_HELP = (
     "Keys: N negative clicks on/off · Z or Ctrl+Z undo · Esc clear prompts · V next view · F fit · "
     "0 one image pixel per screen pixel · + / − zoom · wheel: zoom at the pointer · Space-drag or "
@@ -63,11 +65,12 @@ UNDO_JS = "() => { document.querySelector('#canvas .bc-root')?.dispatchEvent(new
 CLEAR_JS = "() => { document.querySelector('#canvas .bc-root')?.dispatchEvent(new CustomEvent('bc-clear')) }"
 
 
-def PromptCanvas(value: Optional[dict[str, Any]] = None, extensions: Sequence[str] = (), **kwargs: Any):
+def PromptCanvas(value: Optional[dict[str, Any]] = None, extensions: Sequence[Path] = (), **kwargs: Any):
     """An image with point and box prompts and the masks drawn on it (a configured gr.HTML);
-    value and `masks` formats in the module docstring. `extensions`: names of more scripts in
-    this folder, appended to canvas.js in its scope (a page's own additions, e.g. the annotate
-    page's "annotate.js"). Extra keyword arguments go to gr.HTML (extra props among them).
+    value and `masks` formats in the module docstring. `extensions`: more scripts appended to
+    canvas.js in its scope, which add to it through its `hooks` (a page's own additions, e.g.
+    the annotate page's annotate.js). Extra keyword arguments go to gr.HTML (extra props among
+    them).
 
     A factory rather than a gr.HTML subclass: Gradio's ComponentMeta writes a .pyi stub next
     to the source file of every Component subclass at import time.
@@ -78,7 +81,7 @@ def PromptCanvas(value: Optional[dict[str, Any]] = None, extensions: Sequence[st
         value=value,
         html_template=HTML_TEMPLATE,
         css_template=(HERE / "canvas.css").read_text(),
-        js_on_load="\n".join((HERE / name).read_text() for name in ("canvas.js", *extensions)),
+        js_on_load="\n".join(Path(script).read_text() for script in (HERE / "canvas.js", *extensions)),
         apply_default_css=False,
         masks=None,
         **kwargs,

@@ -1,6 +1,6 @@
 // The annotate page's additions to the prompt canvas: appended to canvas.js in the same
-// js_on_load (so it sees the canvas's `st`, `ctx`, `draw`, `value`, `setView`, ...), loaded
-// only by the annotate page. Adds: the committed objects layer (the `objects` prop, see
+// js_on_load (so it sees the canvas's `st`, `ctx`, `draw`, `value`, `setView`, ...) and drawn
+// through its `hooks`; loaded only by the annotate page. Adds: the committed objects layer (the `objects` prop, see
 // annotate_view.objects_layer) with each object's class; brush (B) and eraser (E) strokes in
 // original pixels kept in the value's "strokes" until Enter commits them; and the page's
 // keys, which click the page's own controls (#ann-...).
@@ -9,11 +9,9 @@ const annLine = document.createElement('div');
 annLine.className = 'bc-ann-line';
 statusLine.after(annLine);
 
-const baseDrawPrompts = drawPrompts;
-drawPrompts = function (v) {  // objects and strokes go under the prompts, over the masks
-  drawObjects(); drawStrokes(v); baseDrawPrompts(v); annStatus(v);
-};
-function imageSpace() { const d = dpr(); ctx.setTransform(d * st.scale, 0, 0, d * st.scale, d * st.tx, d * st.ty); }
+// objects and strokes go over the masks, under the prompts; the tool line follows each draw
+hooks.layers.push(v => { drawObjects(); drawStrokes(v); });
+hooks.drawn.push(annStatus);
 function drawObjects() {
   const layer = ann.layer;
   if (!layer || layer.url !== st.key) return;

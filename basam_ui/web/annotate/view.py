@@ -9,11 +9,12 @@ from typing import Optional
 
 import numpy as np
 
-from . import compare, render
-from .annotate import SIDE_NAMES, AnnotateState
+from ...vocabulary import SIDE_LABELS, STATUS_LABELS
+from ..common import events as common
+from ..common import render
+from .events import AnnotateState
 
 OPEN_MARK = "▶ "
-STATUS_TEXT = {"todo": "to do", "in_progress": "in progress", "done": "done", "skipped": "skipped"}
 # distinct colours for objects (Tableau 10 then lighter ones), chosen by list position
 OBJECT_COLOURS = (
     (78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79), (237, 201, 72),
@@ -47,7 +48,7 @@ def image_rows(project, state: AnnotateState, limit: int = LIST_LIMIT) -> list[l
         images = images[first : first + limit]
     rows = []
     for image in images:
-        status = STATUS_TEXT.get(image.status, image.status)
+        status = STATUS_LABELS.get(image.status, image.status)
         if image.missing:
             status += " · missing"
         if image.changed:
@@ -73,7 +74,7 @@ def progress_text(project) -> str:
 def object_choices(records) -> list[tuple[str, int]]:
     """Objects list entries: ('#1 lesion · BA-SAM · brushed', object id), bottom layer first."""
     return [
-        (f"#{k} {r.label} · {SIDE_NAMES[r.provenance.side]}{' · brushed' if r.provenance.brushed else ''}"
+        (f"#{k} {r.label} · {SIDE_LABELS[r.provenance.side]}{' · brushed' if r.provenance.brushed else ''}"
          f"{' · ' + r.provenance.annotator if r.provenance.annotator else ''}", r.id)
         for k, r in enumerate(records, start=1)
     ]
@@ -138,11 +139,11 @@ def status_text(project, state: AnnotateState) -> str:
         return "No image open."
     image = project.image(state.image_id)
     h, w = session.image.shape[:2]
-    lines = [f"**{image.path}** ({w}×{h}) · {STATUS_TEXT.get(image.status, image.status)} · "
+    lines = [f"**{image.path}** ({w}×{h}) · {STATUS_LABELS.get(image.status, image.status)} · "
              f"{image.object_count} object{'s' if image.object_count != 1 else ''}"
              + (f" · Enter replaces object {state.reopened}" if state.reopened else "")]
     if state.note:
         lines.append(state.note)
     if session.sam is not None and session.basam is not None:
-        lines.append(compare.status_text(session))
+        lines.append(common.status_text(session))
     return "  \n".join(lines)

@@ -6,12 +6,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
-from .compare import compute, export_metadata, mask_iou, upload_image
-from .engine import AppEngine
-from .session import (
-    DEFAULT_BETA, DEFAULT_SIZE, SIDES, AppError, Progress, Prompts, Session, SideResult, Settings, no_progress,
-    parse_box, parse_points,
-)
+from ...prompts import PromptError, Prompts
+from ...vocabulary import DEFAULT_BETA, DEFAULT_SIZE, SIDES, Resolution
+from ..common.engine import AppEngine
+from ..common.events import compute, export_metadata, mask_iou, upload_image
+from ..common.session import AppError, Progress, Session, SideResult, Settings, no_progress
 
 API_FILES_MAX_AGE_S = 3600.0
 
@@ -21,7 +20,7 @@ def segment(
     image_path: str,
     points: Any = "",
     box: Any = "",
-    size: int | str = DEFAULT_SIZE,
+    size: Resolution = DEFAULT_SIZE,
     nsf: bool = True,
     bmam: bool = True,
     beta: float = DEFAULT_BETA,
@@ -32,7 +31,10 @@ def segment(
     """The API: one image file and prompts in, the SAM and BA-SAM masks (full-resolution
     PNGs with metadata) and an info dict out. Points outside the image are clipped to its
     border by the Segmenter; with multimask, each side returns its best-scored candidate."""
-    prompts = Prompts(points=parse_points(points), boxes=(b,) if (b := parse_box(box)) else ())
+    try:
+        prompts = Prompts.from_api(points, box)
+    except PromptError as exc:
+        raise AppError(str(exc)) from None
     if prompts.empty:
         raise AppError("give at least one point or a box")
     settings = Settings(model or engine.default_model, size, bool(nsf), bool(bmam), float(beta), bool(multimask))
@@ -52,13 +54,14 @@ def segment(
 
 
 def _api_mask_file(engine: AppEngine, session: Session, side: str) -> Path:
-    """A side's mask as a PNG with metadata, under the call's own folder (which the next
+    """A side's ("sam", "basam") mask as a PNG with metadata, under the call's own folder (which the next
     export in it would replace, so each side gets a file of its own)."""
-    from .. import mask_formats as export
+    from ... import mask_formats
 
     result = session.side(side)
-    stem = f"{Path(session.image_name).stem or 'image'}-{'sam' if side == 'SAM' else 'basam'}-{result.size}"
-    return export.export_mask(result.mask, session.folder / side.lower(), stem, export_metadata(engine, session, result), ["png"])[0]
+    stem = f"{Path(session.image_name).stem or 'image'}-{side}-{result.size}"
+    metadata = export_metadata(engine, session, result)
+    return mask_formats.export_mask(result.mask, session.folder / side, stem, metadata, ["png"])[0]
 
 
 def _side_info(result: SideResult) -> dict:

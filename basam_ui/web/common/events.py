@@ -1,9 +1,10 @@
-"""The compare page's events, without its layout: one function per page event. No Gradio
-here: `compare_page.py` wires these to components, and the tests call them directly.
+"""The events both pages share, without their layouts: opening an image, encoding both sides,
+prompting and decoding, and what the canvas and the status line show. No Gradio here: the
+pages wire these to components, and the tests call them directly.
 
 Every event takes the engine, the session and the event's inputs and returns a new
-`Session`. An upload is two events: `upload_image` (read the file, show it) then `compute`
-(encode), so a failed encoding still leaves the image on the page.
+`Session`. Opening an image is two events: `upload_image` (read the file, show it) then
+`compute` (encode), so a failed encoding still leaves the image on the page.
 
 Reuse: an embedding depends on (image, model, size S, setting), and the engine's one
 `EmbeddingCache` is shared by every session. The SAM side always uses the vanilla setting,
@@ -22,13 +23,12 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from ..basam.config import BASAMConfig
+from ...basam.config import BASAMConfig
+from ...prompts import PromptError, Prompts
+from ...vocabulary import SIDE_LABELS, SIDES
 from . import render
 from .engine import AppEngine
-from .session import (
-    DISPLAY_MAX_SIDE, EXPORT_FORMATS, AppError, Progress, Session, SideResult, Settings, no_progress, parse_size,
-    prompts_from_canvas,
-)
+from .session import DISPLAY_MAX_SIDE, AppError, Progress, Session, SideResult, Settings, no_progress, parse_size
 
 def compute(engine: AppEngine, session: Session, settings: Settings, progress: Progress = no_progress) -> Session:
     """Both sides for the session's image, prompts and ground truth under `settings`: the
@@ -38,7 +38,8 @@ def compute(engine: AppEngine, session: Session, settings: Settings, progress: P
         return replace(session, settings=settings)
     segmenter = engine.segmenter(settings.model, progress)
     resolution = parse_size(settings.size, engine.max_size)
-    sides = (("SAM", BASAMConfig.vanilla(), session.sam), ("BA-SAM", settings.basam_config, session.basam))
+    configs = {"sam": BASAMConfig.vanilla(), "basam": settings.basam_config}
+    sides = [(SIDE_LABELS[key], configs[key], session.side(key)) for key in SIDES]
     # the same model, size and setting as the last result: its embedding is cached
     cached = [
         previous is not None and session.settings is not None and previous.config == config
@@ -58,7 +59,7 @@ def compute(engine: AppEngine, session: Session, settings: Settings, progress: P
         for fraction, (name, config, _), hit in zip((0.1, 0.55), sides, cached):
             progress(fraction, f"{'decoding' if hit else 'encoding'} {name}…")
             results.append(run(config))
-    return replace(session, settings=settings, sam=results[0], basam=results[1])
+    return replace(session, settings=settings, **dict(zip(SIDES, results)))
 
 
 def canvas_value(image: Optional[Mapping[str, Any]], negative: bool = False) -> Optional[dict]:
@@ -71,21 +72,28 @@ def canvas_value(image: Optional[Mapping[str, Any]], negative: bool = False) -> 
 # -- event handlers ---------------------------------------------------------------------
 
 
-def upload_image(engine: AppEngine, path: Optional[str], *, api: bool = False) -> Session:
-    """Upload: a new session (no prompts, ground truth or results) for the file at `path` (the
-    server-side upload): the image at full resolution and, unless `api`, its display copy for
-    the canvas. `compute` then encodes it. A bad file raises AppError (the old session stays)."""
-    from ..image_io import load_image
+def read_image(engine: AppEngine, path: str) -> np.ndarray:
+    """The image at `path` (an upload or a project's file) at full resolution; AppError naming
+    the file as its user calls it (Gradio keeps an upload's own name) when it can't be read."""
+    from ...image_io import load_image
 
-    if not path:
-        return Session()
-    shown = Path(path).name  # Gradio keeps the uploaded file's own name
+    shown = Path(path).name
     try:
-        image = load_image(path, max_pixels=engine.max_pixels)
+        return load_image(path, max_pixels=engine.max_pixels)
     except ValueError as exc:  # ImageReadError, ImageTooLargeError
         raise AppError(_with_name(str(exc), path, shown)) from None
     except OSError as exc:
         raise AppError(f"could not read {shown}: {exc.strerror or exc}") from None
+
+
+def upload_image(engine: AppEngine, path: Optional[str], *, api: bool = False) -> Session:
+    """Upload: a new session (no prompts, ground truth or results) for the file at `path` (the
+    server-side upload): the image at full resolution and, unless `api`, its display copy for
+    the canvas. `compute` then encodes it. A bad file raises AppError (the old session stays)."""
+    if not path:
+        return Session()
+    shown = Path(path).name
+    image = read_image(engine, path)
     if api:
         return Session(folder=engine.new_folder("api"), image=image, image_path=str(path), image_name=shown)
     display = render.downscale(image, DISPLAY_MAX_SIDE)
@@ -126,10 +134,18 @@ def set_prompts(
     The session keeps the value's "rev", which the masks sent back carry."""
     if session.image is None or not canvas or not _same_image(session, canvas):
         return session  # an event from before the current upload
-    prompts = prompts_from_canvas(canvas)
+    prompts = canvas_prompts(canvas)
     rev = canvas.get("rev")
     rev = rev if isinstance(rev, int) and not isinstance(rev, bool) else 0
     return compute(engine, replace(session, prompts=prompts, rev=rev), settings, progress)
+
+
+def canvas_prompts(canvas: Optional[Mapping[str, Any]]) -> Prompts:
+    """The prompts of a canvas value (`Prompts.from_canvas`), malformed ones as AppError."""
+    try:
+        return Prompts.from_canvas(canvas)
+    except PromptError as exc:
+        raise AppError(str(exc)) from None
 
 
 def _same_image(session: Session, canvas: Mapping[str, Any]) -> bool:
@@ -137,130 +153,29 @@ def _same_image(session: Session, canvas: Mapping[str, Any]) -> bool:
     return bool(session.canvas_image) and shown.get("url") == session.canvas_image["url"]
 
 
-def pick_candidate(session: Session, side: str, index: Any) -> Session:
-    """Show candidate `index` of one side's masks (multimask output)."""
-    result = session.side(side)
-    if result is None or result.masks is None:
-        return session
-    try:
-        index = int(index)
-    except (TypeError, ValueError):
-        raise AppError(f"candidate must be a number, got {index!r}") from None
-    if not 0 <= index < len(result.masks):
-        raise AppError(f"{side} has {len(result.masks)} candidates, got candidate {index + 1}")
-    picked = replace(result, choice=index)
-    return replace(session, sam=picked) if side == "SAM" else replace(session, basam=picked)
-
-
-def read_ground_truth(engine: AppEngine, path: str, image_hw: tuple[int, int]) -> np.ndarray:
-    """A ground-truth mask file -> H x W bool (pixels brighter than half the file's maximum).
-    It must have the image's size."""
-    from ..image_io import load_image
-
-    shown = Path(path).name
-    try:
-        pixels = load_image(path, max_pixels=engine.max_pixels).max(axis=2)
-    except ValueError as exc:
-        raise AppError(_with_name(str(exc), path, shown)) from None
-    except OSError as exc:
-        raise AppError(f"could not read {shown}: {exc.strerror or exc}") from None
-    if pixels.shape != tuple(image_hw):
-        raise AppError(
-            f"the ground-truth mask {shown} is {pixels.shape[1]}x{pixels.shape[0]} but the image is "
-            f"{image_hw[1]}x{image_hw[0]}: it must have the same size"
-        )
-    return pixels > pixels.max() / 2 if pixels.max() > 0 else np.zeros(pixels.shape, dtype=bool)
-
-
-def set_ground_truth(engine: AppEngine, session: Session, path: Optional[str]) -> Session:
-    """Ground-truth upload (None removes it). `compute` then adds MAE and IoU of every
-    candidate against it (a decode; the embeddings are cached)."""
-    if not path:
-        return replace(session, gt=None, gt_name="")
-    if session.image is None:
-        raise AppError("upload an image first, then its ground-truth mask")
-    gt = read_ground_truth(engine, path, session.image.shape[:2])
-    return replace(session, gt=gt, gt_name=Path(path).name)
-
-
-def export_mask_file(engine: AppEngine, session: Session, side: str, fmt: str) -> Optional[Path]:
-    """The selected mask of `side` at full resolution as a file ("png", "rle" or
-    "polygons", or their labels in EXPORT_FORMATS), with how it was made; None without a mask."""
-    from .. import mask_formats as export
-
-    fmt = EXPORT_FORMATS.get(fmt, fmt)
-    if fmt not in export.EXPORT_FORMATS:
-        raise AppError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
-    result = session.side(side)
-    if result is None or result.mask is None or session.settings is None:
-        return None
-    stem = f"{Path(session.image_name).stem or 'image'}-{'sam' if side == 'SAM' else 'basam'}-{result.size}"
-    out_dir = session.folder / "export"
-    shutil.rmtree(out_dir, ignore_errors=True)  # one export per session on disk at a time
-    return export.export_mask(result.mask, out_dir, stem, export_metadata(engine, session, result), [fmt])[0]
-
-
 def export_metadata(engine: AppEngine, session: Session, result: SideResult) -> dict:
     """export.export_metadata for one side's result."""
-    from .. import mask_formats as export
-    from ..models import model_info
+    from ... import mask_formats as export
+    from ...models import model_info
 
     assert session.settings is not None
     info = model_info(engine.segmenter(session.settings.model).sam)
     return export.export_metadata(
         info.model_type, info.sha256, result.size, result.config.nsf, result.config.bmam,
-        result.config.beta, session.prompts.for_export(), precision=result.precision,
+        result.config.beta, session.prompts.record(), precision=result.precision,
     )
 
 
-# -- what the page shows ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class View:
-    """Everything the page shows for a session: the canvas's masks (`masks_for_canvas`),
-    candidate choices as (label, index) pairs, and the status text (Markdown)."""
-
-    masks: Optional[dict]
-    sam_candidates: list[tuple[str, int]]
-    basam_candidates: list[tuple[str, int]]
-    sam_choice: Optional[int]
-    basam_choice: Optional[int]
-    status: str
-
-
-def candidates(result: Optional[SideResult]) -> list[tuple[str, int]]:
-    """Radio choices for a multimask result: "#1 · IoU 0.93" (predicted IoU), best marked."""
-    if result is None or result.masks is None or len(result.masks) < 2:
-        return []
-    best = int(np.argmax(result.scores))
-    return [
-        (f"#{k + 1} · predicted IoU {score:.3f}{' (best)' if k == best else ''}", k)
-        for k, score in enumerate(result.scores)
-    ]
+# -- what the pages show --------------------------------------------------------------
 
 
 def mask_iou(session: Session) -> Optional[float]:
     """IoU between the two shown masks (None before the first prompt)."""
-    from .. import metrics
+    from ... import metrics
 
     if session.sam is None or session.basam is None or session.sam.mask is None or session.basam.mask is None:
         return None
     return metrics.iou(session.sam.mask, session.basam.mask)
-
-
-def view(session: Session) -> View:
-    """What the page shows for `session`: the candidates, the status line and the masks for
-    the canvas (`masks_for_canvas`)."""
-    if session.image is None or session.display is None:
-        return View(None, [], [], None, None, "Upload an image to start.")
-    return View(
-        masks_for_canvas(session),
-        candidates(session.sam), candidates(session.basam),
-        session.sam.choice if session.sam and session.sam.masks is not None else None,
-        session.basam.choice if session.basam and session.basam.masks is not None else None,
-        status_text(session),
-    )
 
 
 def masks_for_canvas(session: Session) -> Optional[dict]:
@@ -314,13 +229,13 @@ def status_text(session: Session) -> str:
         lines.append(f"{session.image_name} ({w}x{h}): click the image to add a point, drag for a box.")
     else:
         lines.append(f"**IoU between SAM and BA-SAM masks: {iou:.4f}**")
-    lines += [_side_line("SAM", session.sam), _side_line("BA-SAM", session.basam)]
+    lines += [_side_line(SIDE_LABELS[key], session.side(key)) for key in SIDES]
     if session.gt is not None:
         if iou is None:
             lines.append(f"Ground truth {session.gt_name} loaded: metrics appear after the first prompt.")
         else:
             parts = []
-            for name, result in (("SAM", session.sam), ("BA-SAM", session.basam)):
+            for name, result in ((SIDE_LABELS[key], session.side(key)) for key in SIDES):
                 k = result.choice
                 parts.append(f"{name}: MAE {result.gt_mae[k]:.4f}, IoU {result.gt_iou[k]:.4f}")
             lines.append(f"Against ground truth {session.gt_name} — " + " · ".join(parts) + " (MAE: lower is better)")

@@ -1,6 +1,13 @@
 // The prompt canvas (js_on_load of a gr.HTML; `element`, `props`, `trigger`, `watch` are
 // given by Gradio). The template is a fixed shell, so Gradio never rebuilds the <canvas>;
 // everything inside is drawn here. See canvas.py for the value and `masks` formats.
+//
+// Page extensions (scripts appended to this one, see canvas.py) add to it through `hooks`,
+// not by replacing its functions:
+//   hooks.layers: fn(v) drawn after the image and the masks, under the prompts (the context
+//     is in screen space, CSS px; `imageSpace()` switches to image pixels);
+//   hooks.drawn: fn(v) after each draw (e.g. a status line of the extension's own).
+// They may read `st`, `ctx`, `value()`, `toCanvas`, `toImage` and call `draw()`, `setView()`.
 const root = element.querySelector('.bc-root');
 const stage = root.querySelector('.bc-stage');
 const canvas = root.querySelector('canvas.bc-canvas');
@@ -15,6 +22,8 @@ const st = {
   masks: null, layers: new Map(), swipe: 0.5,
   drag: null, space: false, hover: false, pending: new Map(), latency: [], drawn: 0, maskTicket: 0,
 };
+
+const hooks = {layers: [], drawn: []};
 
 const resolve = u => (u.includes(':') || u.startsWith('/')) ? u
   : ((window.gradio_config && window.gradio_config.root) || '.') + '/' + u;
@@ -193,7 +202,8 @@ function draw() {
       ctx.drawImage(L.get(st.view), 0, 0, st.W, st.H);
     }
   }
-  ctx.setTransform(d, 0, 0, d, 0, 0);  // prompts and the divider: constant screen size
+  ctx.setTransform(d, 0, 0, d, 0, 0);  // extensions' layers, prompts and the divider: constant screen size
+  for (const layer of hooks.layers) layer(v);
   drawPrompts(v);
   if (st.view === 'swipe') drawDivider(cw * st.swipe, ch);
   const kept = v.points || [], boxes = v.boxes || [];
@@ -203,7 +213,9 @@ function draw() {
     + `${v.negative ? ' · clicks add negative points' : ''} · view: ${root.querySelector(`[data-view=${st.view}]`).textContent}`
     + ` · zoom ${(st.scale * d * 100).toPrecision(3)}%${full ? (st.full ? ' (original pixels)' : ' (loading original pixels…)') : ''}`;
   root.querySelectorAll('[data-view]').forEach(b => b.classList.toggle('bc-on', b.dataset.view === st.view));
+  for (const after of hooks.drawn) after(v);
 }
+function imageSpace() { const d = dpr(); ctx.setTransform(d * st.scale, 0, 0, d * st.scale, d * st.tx, d * st.ty); }
 function drawPrompts(v) {
   const boxes = v.boxes || [], last = boxes.length ? Math.max(...boxes.map(b => b.i || 0)) : null;
   ctx.lineWidth = 2;

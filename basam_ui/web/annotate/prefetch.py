@@ -13,8 +13,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
-from ..basam.config import BASAMConfig
-from .engine import AppEngine
+from ...basam.config import BASAMConfig
+from ..common.engine import AppEngine
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Prefetcher:
             return not self._stopped
 
     def _run(self) -> None:
-        from ..image_io import load_image
+        from ...image_io import load_image
 
         while self._wait_idle():
             with self._cond:

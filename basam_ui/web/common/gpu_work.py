@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
 
-from ..basam.config import BASAMConfig
-from .session import AppError, CandidateMasks, Prompts, SideResult
+from ...basam.config import BASAMConfig
+from ...prompts import Prompts
+from .session import AppError, CandidateMasks, SideResult
 
 if TYPE_CHECKING:
     import torch
 
-    from ..segmenter import Encoder, ImageEmbedding, Segmenter
+    from ...segmenter import Encoder, ImageEmbedding, Segmenter
 
 GPUDecorator = Callable[..., Callable]  # spaces.GPU: (task, duration=seconds or fn of task's args) -> task
 
@@ -96,14 +97,12 @@ def decode_side(
 ) -> SideResult:
     """One side's masks for `prompts` on an embedded image, with the ground-truth metrics of
     each candidate when `gt` is given. Raises AppError for prompts the model can't take."""
-    from .. import metrics
+    from ... import metrics
 
-    points = np.array([[x, y] for x, y, _ in prompts.points], dtype=np.float64) if prompts.points else None
-    labels = np.array([label for _, _, label in prompts.points]) if prompts.points else None
-    box = np.array(prompts.box, dtype=np.float64) if prompts.box else None
     started = time.perf_counter()
     gt_mae = gt_iou = None
     try:
+        points, labels, box = prompts.model_inputs(emb.original_size)
         if gt is not None:  # every candidate's metrics: all of them at full resolution, as logits
             logits, scores, _ = segmenter.predict_with(emb, points, labels, box, multimask_output=multimask,
                                                        return_logits=True)  # fmt: skip
@@ -146,7 +145,7 @@ class GpuWork:
     def encoder(self, model_type: str) -> "Encoder":
         """An encoder for Segmenter.embed: runs in the worker, returns the CPU embedding;
         raises EncoderOutOfMemory with the worker's message."""
-        from ..segmenter import EncoderOutOfMemory
+        from ...segmenter import EncoderOutOfMemory
 
         def encode(image: np.ndarray, size: int, config: BASAMConfig) -> "torch.Tensor":
             out = self._encode(model_type, image, size, config)
@@ -170,7 +169,7 @@ class GpuWork:
 
     def encode_here(self, model_type: str, image: np.ndarray, size: int, config: BASAMConfig) -> Union[TensorBytes, Failure]:
         """An encoder pass on the device; the embedding comes back on the CPU."""
-        from ..segmenter import EncoderOutOfMemory
+        from ...segmenter import EncoderOutOfMemory
 
         segmenter = self._on_device(model_type)
         try:

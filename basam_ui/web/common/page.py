@@ -1,0 +1,50 @@
+"""What both pages' layouts share (Gradio): the random-weights warning, the base CSS, how many
+model events run at once, how an event's failure reaches the page, and attaching an event to
+one trigger or several."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from .session import USER_ERRORS
+
+log = logging.getLogger("basam_ui.web")
+
+RANDOM_WEIGHTS_WARNING = (
+    "⚠️ **Random weights.** This server runs an untrained model (`--random-weights`): the masks "
+    "are meaningless. Use it to try the interface only; run `basam-ui` without the option to "
+    "use the real checkpoint."
+)
+BASE_CSS = """
+#message p { color: #b91c1c; font-weight: 600; }
+#weights-warning { background: #fff4d6; border-radius: 6px; padding: 6px 12px; }
+#weights-warning p { color: #6b4a00; }
+"""
+
+
+def concurrency_limit(device: str) -> int:
+    """How many model events run at once. On CPU one: a second event would only split the
+    same cores and make both slower. On a GPU two: a user's clicks (decode only) then need
+    not queue behind another user's multi-second encode at a large S, while at most two
+    encodes share the GPU's memory (the encoder's attention is chunked, so its memory stays
+    bounded; more at once would risk running out at 4096)."""
+    return 1 if str(device).startswith("cpu") else 2
+
+
+def failure_message(exc: BaseException, what: str = "event") -> str:
+    """The page's message line for an event that failed: the sentence of a user error (a bad
+    file, a prompt outside the image, ...), or, for anything else (a bug), a short notice,
+    with the traceback in the server log."""
+    if isinstance(exc, USER_ERRORS):
+        return f"⚠️ {exc}"
+    log.error("%s failed", what, exc_info=exc)
+    return f"⚠️ internal error: {type(exc).__name__}: {exc}"
+
+
+def listen(trigger, fn, inputs, outputs, **options):
+    """Attach an event to one trigger or several (a list: gr.on)."""
+    if isinstance(trigger, list):
+        return gr.on(trigger, fn, inputs=inputs, outputs=outputs, **options)
+    return trigger(fn, inputs=inputs, outputs=outputs, **options)
