@@ -15,7 +15,8 @@ from typing import ContextManager
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+from .vocabulary import PRECISIONS
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -249,7 +249,7 @@ def _case_runner(sam, variant: str, beta: float):
     if variant == "vanilla":
         return (lambda x: encode(sam, x, BASAMConfig.vanilla())), (lambda: None)
     if variant == "basam":
-        config = BASAMConfig(nsf=True, bmam=True, beta=beta)
+        config = BASAMConfig.preset("basam", beta)
         return (lambda x: encode(sam, x, config)), (lambda: None)
 
     encoder = sam.image_encoder

@@ -8,6 +8,7 @@ import statistics
 from dataclasses import asdict
 from typing import Optional, Sequence
 
+from ..vocabulary import SIDES
 from .objects import ObjectRecord
 from .records import Progress
 from .store import Project
@@ -24,14 +25,14 @@ def report_figures(
     n = len(objects)
     per_class = {name: 0 for name in labels}
     per_annotator: dict[str, int] = {}
-    sides = {"basam": 0, "sam": 0}
+    sides = dict.fromkeys(SIDES, 0)
     by_size: dict[int, dict[str, int]] = {}
     for obj in objects:
         p = obj.provenance
         per_class[obj.label] = per_class.get(obj.label, 0) + 1
         per_annotator[p.annotator] = per_annotator.get(p.annotator, 0) + 1
         sides[p.side] += 1
-        by_size.setdefault(p.input_size, {"basam": 0, "sam": 0})[p.side] += 1
+        by_size.setdefault(p.input_size, dict.fromkeys(SIDES, 0))[p.side] += 1
     ious = [o.provenance.iou_sam_basam for o in objects if o.provenance.iou_sam_basam is not None]
     seconds = [o.provenance.seconds for o in objects if o.provenance.seconds is not None]
     return {

@@ -16,8 +16,9 @@ from ..common import events as common
 from ..common.auth import login_name
 from ..common.canvas import PromptCanvas
 from ..common.engine import AppEngine
-from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message
+from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message, progress_reporter
 from ..common.page import listen as attach
+from ..common.page import stamp_timings
 from ..common.session import USER_ERRORS, Settings
 from . import events as annotate
 from . import view as annotate_view
@@ -143,14 +144,12 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 with prefetcher.busy():
                     st = annotate.start(data[state], login_name(request) or "")
                     try:
-                        st, extra = event(st, data, lambda f, t: progress_bar(f, desc=t))
+                        st, extra = event(st, data, progress_reporter(progress_bar))
                     except Exception as exc:  # a user error or a bug: said in the page, the state kept
                         return {message: failure_message(exc, "annotate page event")}
                     annotate.touch(project, st)
                     out = with_extra(shown(st, everything), extra)
-                masks = out[canvas].get("masks")
-                if masks and masks.get("png"):
-                    masks["timings"].update(start=started * 1000, end=time.time() * 1000)
+                stamp_timings(out[canvas], started)
                 if prefetch:
                     schedule_prefetch(st, settings_of(data))
                 return out

@@ -5,6 +5,7 @@ one trigger or several."""
 from __future__ import annotations
 
 import logging
+import time
 
 import gradio as gr
 
@@ -41,6 +42,19 @@ def failure_message(exc: BaseException, what: str = "event") -> str:
         return f"⚠️ {exc}"
     log.error("%s failed", what, exc_info=exc)
     return f"⚠️ internal error: {type(exc).__name__}: {exc}"
+
+
+def stamp_timings(canvas_update: dict, started: float) -> None:
+    """Mark the masks an event sends with when the server got the event and when it answered
+    (epoch ms; the click benchmark splits a click's time with them)."""
+    masks = canvas_update.get("masks")
+    if masks and masks.get("png"):
+        masks["timings"].update(start=started * 1000, end=time.time() * 1000)
+
+
+def progress_reporter(progress: "gr.Progress"):
+    """The events' `report(fraction, text)` for a Gradio progress bar."""
+    return lambda fraction, text: progress(fraction, desc=text)
 
 
 def listen(trigger, fn, inputs, outputs, **options):

@@ -15,8 +15,9 @@ from ...vocabulary import DEFAULT_BETA, DEFAULT_SIDE, MAX_BETA, SIDE_LABELS, SID
 from ..common import events as common
 from ..common.canvas import CLEAR_JS, SET_NEGATIVE_JS, UNDO_JS, PromptCanvas
 from ..common.engine import AppEngine
-from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message
+from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message, progress_reporter
 from ..common.page import listen as attach
+from ..common.page import stamp_timings
 from ..common.session import USER_ERRORS, Progress, Session, Settings
 from . import api, events
 from .events import EXPORT_CHOICES
@@ -119,20 +120,14 @@ def build_app(engine: AppEngine) -> gr.Blocks:
 
             def run(data: dict, progress=gr.Progress()) -> dict:
                 started = time.time()
-
-                def report(fraction: float, text: str) -> None:
-                    progress(fraction, desc=text)
-
                 try:
-                    session, extra = event(data, report)
+                    session, extra = event(data, progress_reporter(progress))
                 except Exception as exc:  # a user error or a bug: said in the page, the old state kept
                     text = failure_message(exc, "compare page event")
                     gr.Warning(text.removeprefix("⚠️ "))
                     return {**((on_error or {}) if isinstance(exc, USER_ERRORS) else {}), message: text}
                 shown = {**page(session, data), **extra}
-                masks = shown[canvas].get("masks")
-                if masks is not None and masks["png"]:  # when the server got the event and sent its answer
-                    masks["timings"].update(start=started * 1000, end=time.time() * 1000)
+                stamp_timings(shown[canvas], started)
                 if keep_message:
                     del shown[message]
                 return shown
