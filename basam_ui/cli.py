@@ -133,6 +133,15 @@ def _add_project_commands(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--format", required=True, choices=DATASET_FORMATS, help="dataset format")
     exp.add_argument("--all", action="store_true", help="every image that has objects, not only the done ones")
     exp.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE (holes are filled)")
+    exp.add_argument(
+        "--copy-images", action="store_true",
+        help="copy the images into OUT/images/ (YOLO: instead of linking to them; COCO and PNG: also write images/)",
+    )  # fmt: skip
+    exp.add_argument(
+        "--val", type=float, metavar="FRACTION",
+        help="YOLO: put this share of the images (drawn with --seed) in the val list instead of val = train",
+    )  # fmt: skip
+    exp.add_argument("--seed", type=int, default=0, help="seed of the --val split (default: 0)")
     exp.add_argument("--out", required=True, metavar="OUT", help="output folder (made if needed)")
 
 
@@ -275,17 +284,20 @@ def _download(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from .project import Project, ProjectError
+    from .project.records import display_path
     from .project.export import export_project
 
     try:
         with Project.open(args.dir, args.db, create=False, readonly=True, scan=False) as project:
-            result = export_project(project, args.out, args.format, all_images=args.all, polygons=args.polygons)
+            result = export_project(project, args.out, args.format, all_images=args.all, polygons=args.polygons,
+                                    copy_images=args.copy_images, val_fraction=args.val, seed=args.seed)
     except (ProjectError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for kind, paths in (("missing", result.missing), ("changed since annotated", result.changed)):
+    for kind, paths in (("missing", result.missing), ("changed since annotated", result.changed),
+                        ("unreadable", result.unreadable)):
         if paths:
-            print(f"warning: {len(paths)} image file(s) {kind}: {', '.join(paths[:5])}"
+            print(f"warning: {len(paths)} image file(s) {kind}: {', '.join(map(display_path, paths[:5]))}"
                   + (" ..." if len(paths) > 5 else ""), file=sys.stderr)
     print(f"{result.format}: {result.objects} objects of {result.images} images -> {result.out}")
     return 0
@@ -293,6 +305,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _annotate(args: argparse.Namespace) -> int:
     from .project import Project, ProjectError
+    from .project.records import display_path
 
     labels = [name.strip() for name in (args.labels or "").split(",") if name.strip()]
     try:
@@ -306,7 +319,7 @@ def _annotate(args: argparse.Namespace) -> int:
           f"classes {', '.join(project.labels())}; database {project.db_path}")
     if skipped:
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
-        print(f"skipped (not images): {', '.join(skipped[:10])}{more}")
+        print(f"skipped (not images): {', '.join(map(display_path, skipped[:10]))}{more}")
     from .web.annotate.serve import main as serve_annotate_page
 
     return serve_annotate_page(args, project)

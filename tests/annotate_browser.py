@@ -56,10 +56,15 @@ def project_server_fixtures(count: int):
 class AnnotatePage:
     """One browser tab on the annotate page."""
 
-    def __init__(self, page, url: str):
+    def __init__(self, page, url: str, name: str = "tester"):
+        """Open the page and, with `name`, type it as the annotator's (commits need one)."""
         self.page = page
         page.goto(url)
         self.wait_ready()
+        if name:
+            field = page.locator("#ann-name textarea, #ann-name input")
+            field.fill(name)
+            field.press("Tab")
 
     def js(self, expression: str):
         return self.page.evaluate(f"() => {{ const root = document.querySelector('#canvas .bc-root'); return {expression}; }}")

@@ -178,3 +178,74 @@ def test_outlines_in_the_box_match_the_whole_image():
         assert obj.outlines() == mask_to_polygons(mask, {})["polygons"]
         x0, y0, crop = obj.cropped_mask()
         assert crop.sum() == mask.sum() and np.array_equal(mask[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]], crop)
+
+
+def _label_iou(label_file, width: int, height: int, union: np.ndarray) -> float:
+    canvas = np.zeros((height, width), np.uint8)
+    for line in label_file.read_text().splitlines():
+        points = np.array(line.split()[1:], float).reshape(-1, 2) * [width, height]
+        cv2.fillPoly(canvas, [points.round().astype(np.int32)], 1)
+    return (union & canvas.astype(bool)).sum() / (union | canvas.astype(bool)).sum()
+
+
+def test_yolo_export_is_an_ultralytics_dataset(annotated, tmp_path):
+    """data.yaml in Ultralytics' layout (no `path`: resolved from the YAML's folder), images/
+    linking to the originals, and each image's labels where Ultralytics looks for them."""
+    import yaml
+
+    project, masks = annotated
+    export_project(project, tmp_path, "yolo")
+    config = yaml.safe_load((tmp_path / "data.yaml").read_text())
+    assert config == {"train": "images", "val": "images", "names": {0: "lesion", 1: "skin", 2: "hair"}}
+    images = sorted(p for p in (tmp_path / "images").rglob("*") if not p.is_dir())
+    done = {im.path: im for im in project.images() if im.status == "done"}
+    assert sorted(str(p.relative_to(tmp_path / "images")) for p in images) == sorted(done)
+    for path in images:
+        assert path.is_symlink() and path.resolve() == project.file_path(done[str(path.relative_to(tmp_path / "images"))]).resolve()
+        # Ultralytics' img2label_paths: /images/ -> /labels/, the extension -> .txt
+        label = tmp_path / "labels" / path.relative_to(tmp_path / "images").with_suffix(".txt")
+        assert label.is_file(), label
+        image = done[str(path.relative_to(tmp_path / "images"))]
+        assert _label_iou(label, image.width, image.height, np.any(masks[image.id], axis=0)) >= 0.95
+
+
+def test_yolo_val_split_and_copies(annotated, tmp_path):
+    import yaml
+
+    project, _ = annotated
+    export_project(project, tmp_path / "a", "yolo", val_fraction=0.34, seed=3, copy_images=True, all_images=True)
+    export_project(project, tmp_path / "b", "yolo", val_fraction=0.34, seed=3, all_images=True)
+    config = yaml.safe_load((tmp_path / "a" / "data.yaml").read_text())
+    assert (config["train"], config["val"]) == ("train.txt", "val.txt") and "path" not in config
+    train = (tmp_path / "a" / "train.txt").read_text().split()
+    val = (tmp_path / "a" / "val.txt").read_text().split()
+    assert len(val) == 1 and len(train) == 3 and not set(train) & set(val)
+    assert all((tmp_path / "a" / line).is_file() and not (tmp_path / "a" / line).is_symlink() for line in train + val)
+    assert val == (tmp_path / "b" / "val.txt").read_text().split()  # the same seed, the same split
+    with pytest.raises(ValueError, match="fraction"):
+        export_project(project, tmp_path / "c", "yolo", val_fraction=1.5)
+
+
+def test_the_pages_yolo_zip_holds_copies_of_the_images(annotated, tmp_path):
+    import zipfile
+
+    project, _ = annotated
+    path, _ = export_zip(project, tmp_path / "dataset.zip", "yolo")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        images = [n for n in names if n.startswith("images/") and not n.endswith("/")]
+        assert "data.yaml" in names and len(images) == 3
+        for name in images:
+            info = archive.getinfo(name)
+            assert (info.external_attr >> 16) & 0o170000 != 0o120000  # not a link
+            original = project.file_path(project.image_by_path(name.removeprefix("images/")))
+            assert archive.read(name) == original.read_bytes()
+
+
+def test_coco_copy_images_writes_them_under_their_file_names(annotated, tmp_path):
+    project, _ = annotated
+    export_project(project, tmp_path, "coco", copy_images=True)
+    dataset = json.loads((tmp_path / "annotations.json").read_text())
+    for image in dataset["images"]:
+        copy = tmp_path / "images" / image["file_name"]
+        assert copy.is_file() and not copy.is_symlink()

@@ -7,6 +7,7 @@ import sqlite3
 from typing import Optional
 
 from ..vocabulary import OPEN_STATUSES
+from .records import path_for_db
 
 DEFAULT_CLAIM_TTL = 15 * 60.0  # seconds of inactivity after which a claim lapses
 
@@ -48,15 +49,15 @@ def claimed_by_others(conn: sqlite3.Connection, holder: Optional[str], now: floa
 def next_todo_id(
     conn: sqlite3.Connection, holder: Optional[str], now: float, ttl: float, after_path: Optional[str]
 ) -> Optional[int]:
-    """The first image to do (status to do or in progress, file present, not claimed by another
-    live session) after `after_path` in path order, wrapping round; the image at `after_path`
+    """The first image to do (status to do or in progress, file present and readable, not claimed
+    by another live session) after `after_path` in path order, wrapping round; the image at `after_path`
     itself comes last. None when there is nothing left."""
     row = conn.execute(
         f"""SELECT i.id FROM images i
-            WHERE i.status IN {OPEN_STATUSES!r} AND i.missing = 0
+            WHERE i.status IN {OPEN_STATUSES!r} AND i.missing = 0 AND i.unreadable IS NULL
               AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.image_id = i.id AND c.seen_at >= ?
                               AND c.holder IS NOT ?)
             ORDER BY (i.path <= ?), i.path LIMIT 1""",
-        (now - ttl, holder, after_path if after_path is not None else ""),
+        (now - ttl, holder, path_for_db(after_path) if after_path is not None else ""),
     ).fetchone()
     return None if row is None else int(row[0])

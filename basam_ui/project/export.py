@@ -4,9 +4,13 @@
 - coco: OUT/annotations.json (COCO instances; see `coco.coco_dataset`);
 - png:  OUT/semantic/<image path>.png (8-bit class index), OUT/instance/<image path>.png
   (16-bit object number), OUT/classes.txt, OUT/instances.json (number -> object id, class);
-- yolo: OUT/labels/<image path>.txt (see `yolo.yolo_lines`), OUT/classes.txt;
-and in every case OUT/report.md, plus OUT/missing.txt and OUT/changed.txt when images are
-missing (their objects are exported all the same) or their file changed since annotation.
+- yolo: OUT/labels/<image path>.txt (see `yolo.yolo_lines`), OUT/images/<image path>.<ext>
+  (links to the originals, or copies with `copy_images`), OUT/data.yaml (Ultralytics' layout;
+  `val_fraction` splits train and val by image) and OUT/classes.txt (see `yolo.write_dataset`);
+and in every case OUT/report.md, plus OUT/missing.txt, OUT/changed.txt and OUT/unreadable.txt
+when images are missing (their objects are exported all the same), their file changed since
+annotation, or it cannot be read. With `copy_images`, COCO and PNG exports copy the images into
+OUT/images/ too (COCO under their `file_name`).
 <image path> is the image's path under the project folder with its extension replaced.
 Done images by default; with `all_images`, also every image that has objects.
 """
@@ -19,18 +23,17 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Union
+from typing import Optional, Union
 
-from ..checkpoints import sha256_file
 from ..vocabulary import DATASET_FORMATS
 from .coco import coco_dataset
+from .files import inspect_file
 from .labelmap import label_maps, write_png
 from .records import ImageRecord
 from .report import report_figures, report_markdown
-from ..sources import image_size
 from .scan import EXPORT_MARKER
 from .store import Project
-from .yolo import yolo_lines
+from .yolo import place_image, write_dataset
 
 
 PathLike = Union[str, os.PathLike]
@@ -46,14 +49,36 @@ class ExportResult:
     objects: int = 0
     missing: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "path: reason" lines
     figures: dict = field(default_factory=dict)
 
 
 def export_project(
-    project: Project, out: PathLike, fmt: str, *, all_images: bool = False, polygons: bool = False
+    project: Project,
+    out: PathLike,
+    fmt: str,
+    *,
+    all_images: bool = False,
+    polygons: bool = False,
+    copy_images: bool = False,
+    val_fraction: Optional[float] = None,
+    seed: int = 0,
 ) -> ExportResult:
-    """Write the project's dataset in format `fmt` into folder `out` (made if needed); see
-    the module doc for the files. `polygons` applies to COCO. Returns what was written."""
+    """Write the project's dataset into a folder; see the module doc for the files.
+
+    Arguments:
+      project: the open project.
+      out: the folder (made if needed).
+      fmt: "coco", "png" or "yolo".
+      all_images: every image that has objects, not only the done ones.
+      polygons: COCO polygons instead of RLE (holes filled).
+      copy_images: copy the images into OUT/images/ (YOLO links to them by default).
+      val_fraction: YOLO: that share of the images goes to `val` (None: val = train).
+      seed: the YOLO split's seed.
+
+    Returns:
+      What was written: counts, missing / changed / unreadable images, the report's figures.
+    """
     if fmt not in DATASET_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(DATASET_FORMATS)}")
     out = Path(out)
@@ -64,19 +89,26 @@ def export_project(
     by_image: dict[int, list] = {}
     for obj in project.all_objects():
         by_image.setdefault(obj.image_id, []).append(obj)
-    chosen = [im for im in project.images() if im.status == "done" or (all_images and im.id in by_image)]
+    images = project.images()
+    chosen = [im for im in images if im.status == "done" or (all_images and im.id in by_image)]
     entries = []
     for image in chosen:
         flags = _check_file(project, image, result)
         if flags is not None:
             entries.append((image, by_image.get(image.id, []), flags))
     names = _output_names([image.path for image, _, _ in entries])
+    files = {image.path: project.file_path(image) for image, _, _ in entries}
     if fmt == "coco":
         (out / "annotations.json").write_text(json.dumps(coco_dataset(entries, labels, polygons=polygons)))
     elif fmt == "png":
         _write_label_maps(out, entries, names, labels)
     else:
-        _write_yolo(out, entries, names, labels)
+        write_dataset(out, entries, names, labels, files, copy_images=copy_images, val_fraction=val_fraction, seed=seed)
+    if copy_images and fmt != "yolo":
+        for path, source in files.items():
+            place_image(source, out / "images" / path, copy=True)
+    known = {line.split(": ", 1)[0] for line in result.unreadable}
+    result.unreadable += [f"{im.path}: {im.unreadable}" for im in images if im.unreadable and im.path not in known]
     exported = [obj for _, objects, _ in entries for obj in objects]
     result.images, result.objects = len(entries), len(exported)
     result.figures = report_figures(exported, labels, project.progress())
@@ -84,18 +116,23 @@ def export_project(
     for kind, paths, what in (
         ("missing", result.missing, "image files missing (their objects are exported)"),
         ("changed", result.changed, "image files changed since they were annotated (objects belong to the old file)"),
+        ("unreadable", result.unreadable, "image files cannot be read (the project's list says why)"),
     ):
         if paths:
-            (out / f"{kind}.txt").write_text("".join(f"{p}\n" for p in paths))
+            # file names as their bytes are (a name that is not UTF-8 stays itself)
+            (out / f"{kind}.txt").write_text("".join(f"{p}\n" for p in paths), encoding="utf-8", errors="surrogateescape")
             warnings.append(f"{len(paths)} {what}: see {kind}.txt")
     (out / "report.md").write_text(report_markdown(result.figures, f"Annotation report ({fmt})", warnings))
     return result
 
 
-def export_zip(project: Project, zip_path: PathLike, fmt: str, **options: bool) -> tuple[Path, ExportResult]:
+def export_zip(project: Project, zip_path: PathLike, fmt: str, **options: object) -> tuple[Path, ExportResult]:
     """`export_project` into a temporary folder, packed as the zip `zip_path` (for the page's
-    download button). Returns (the zip's path, the result)."""
+    download button). A YOLO zip holds copies of the images (a link, or this machine's paths,
+    would mean nothing elsewhere). Returns (the zip's path, the result)."""
     zip_path = Path(zip_path)
+    if fmt == "yolo":
+        options["copy_images"] = True
     with tempfile.TemporaryDirectory(prefix="basam-ui-export-") as tmp:
         result = export_project(project, tmp, fmt, **options)
         archive = shutil.make_archive(str(zip_path.with_suffix("")), "zip", root_dir=tmp)
@@ -106,23 +143,20 @@ def export_zip(project: Project, zip_path: PathLike, fmt: str, **options: bool) 
 
 
 def _check_file(project: Project, image: ImageRecord, result: ExportResult) -> dict | None:
-    """The image's size and whether its file is missing or changed (hashing it now); None
-    when its size is unknowable (never opened and gone)."""
-    path = project.file_path(image)
-    missing = not path.is_file()
-    changed = image.changed
-    width, height = image.width, image.height
-    if not missing:
-        changed = changed or (image.sha256 is not None and sha256_file(path) != image.sha256)
-        if width is None:
-            width, height = image_size(path)
-    if missing:
+    """The image's size and whether its file is missing, changed (fingerprinted now) or
+    unreadable; None when its size is unknowable (never opened, and gone or unreadable)."""
+    state = inspect_file(project.root, image.path)
+    changed = image.changed or (state.digest is not None and image.sha256 is not None and state.digest != image.sha256)
+    width, height = (image.width, image.height) if image.width is not None else (state.size or (None, None))
+    if state.missing:
         result.missing.append(image.path)
+    if state.unreadable is not None:
+        result.unreadable.append(f"{image.path}: {state.unreadable}")
     if changed:
         result.changed.append(image.path)
     if width is None:
         return None
-    return {"width": width, "height": height, "missing": missing, "changed": changed}
+    return {"width": width, "height": height, "missing": state.missing, "changed": changed}
 
 
 def _output_names(paths: list[str]) -> dict[str, str]:
@@ -147,13 +181,3 @@ def _write_label_maps(out: Path, entries: list, names: dict[str, str], labels: l
         ]
     (out / "classes.txt").write_text("0 background\n" + "".join(f"{i} {n}\n" for n, i in class_index.items()))
     (out / "instances.json").write_text(json.dumps(instances, indent=1))
-
-
-def _write_yolo(out: Path, entries: list, names: dict[str, str], labels: list[str]) -> None:
-    class_index = {name: i for i, name in enumerate(labels)}
-    for image, objects, flags in entries:
-        path = out / "labels" / f"{names[image.path]}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lines = yolo_lines(objects, flags["height"], flags["width"], class_index)
-        path.write_text("".join(f"{line}\n" for line in lines))
-    (out / "classes.txt").write_text("".join(f"{name}\n" for name in labels))

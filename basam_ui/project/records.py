@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 from .objects import LIVE
 
 IMAGE_COLUMNS = (
     "i.id, i.path, i.width, i.height, i.sha256, i.current_sha256, i.missing, i.status, i.status_by, i.status_at, "
-    f"(SELECT count(*) FROM objects o WHERE o.image_id = i.id AND {LIVE})"
+    f"(SELECT count(*) FROM objects o WHERE o.image_id = i.id AND {LIVE}), i.unreadable"
 )
+
+
+def path_for_db(path: str) -> Union[str, bytes]:
+    """A path as the database stores it: text, or, for a file name that is not valid UTF-8
+    (Python holds it with surrogate escapes, which SQLite text cannot), its raw bytes."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def path_from_db(value: Union[str, bytes]) -> str:
+    """The inverse of `path_for_db`."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def display_path(path: str) -> str:
+    """A path fit to show and to send as text (JSON, a terminal): a name that is not valid
+    UTF-8 gets replacement characters where its bad bytes are."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One image of the project. `changed`: its file's hash differs from the annotated one."""
+    """One image of the project. `changed`: its file's hash differs from the annotated one;
+    `unreadable`: why its file could not be read when it was last opened (None: it could)."""
 
     id: int
     path: str
@@ -29,6 +52,7 @@ class ImageRecord:
     status_by: Optional[str]
     status_at: Optional[float]
     object_count: int
+    unreadable: Optional[str] = None
 
     @property
     def changed(self) -> bool:
@@ -47,11 +71,13 @@ class Progress:
     missing: int
     changed: int
     objects: int
+    unreadable: int = 0
 
 
 def image_from_row(row: tuple) -> ImageRecord:
-    (iid, path, width, height, sha, current, missing, status, status_by, status_at, count) = row
-    return ImageRecord(iid, path, width, height, sha, current, bool(missing), status, status_by, status_at, int(count))
+    (iid, path, width, height, sha, current, missing, status, status_by, status_at, count, unreadable) = row
+    return ImageRecord(iid, path_from_db(path), width, height, sha, current, bool(missing), status, status_by,
+                       status_at, int(count), unreadable)  # fmt: skip
 
 
 def image_by_id(conn: sqlite3.Connection, image_id: int) -> ImageRecord:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
-from ..sources import looks_like_image
+from ..sources import looks_like_image, named_like_image
 
 EXPORT_MARKER = ".basam-ui-export"
 
@@ -57,7 +57,11 @@ def scan_folder(root: PathLike) -> ScanResult:
                 is_file = entry.is_file()
             except OSError:
                 is_dir = is_file = False
-            if is_dir:
+            if named_like_image(entry.name) and not is_file:
+                # a folder or a broken link named like an image: listed, so that opening it
+                # says why it can't be read, rather than left out without a word
+                result.images.append(rel)
+            elif is_dir:
                 stack.append(rel)
             elif is_file and looks_like_image(entry.path, entry.name):
                 result.images.append(rel)

@@ -12,21 +12,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, Union
 
-from ..checkpoints import sha256_file
+from ..vocabulary import STATUSES
 from . import claims as _claims
 from .claims import DEFAULT_CLAIM_TTL
 from .editing import ObjectEditing
+from .files import ImageFiles
 from .objects import LIVE
-from .records import IMAGE_COLUMNS, ImageRecord, Progress, image_by_id, image_from_row
-from ..sources import image_size
-from .scan import ScanResult, scan_folder
-from ..vocabulary import STATUSES
+from .records import IMAGE_COLUMNS, ImageRecord, Progress, image_by_id, image_from_row, path_for_db
+from .scan import scan_folder
 from .schema import ProjectDatabaseError, ProjectError, default_db_path, open_database
 
 PathLike = Union[str, os.PathLike]
 
 
-class Project(ObjectEditing):
+class Project(ImageFiles, ObjectEditing):
     """A project folder and its database. Open with `Project.open`; close when done."""
 
     def __init__(
@@ -104,8 +103,10 @@ class Project(ObjectEditing):
     @contextmanager
     def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE (a change; DEFERRED: a consistent snapshot for several reads) ...
-        COMMIT, ROLLBACK on error; one thread at a time. A damaged database file raises
-        ProjectDatabaseError naming it. Inside another transaction, it joins that one."""
+        COMMIT, ROLLBACK on error; one thread at a time. Inside another transaction, it joins
+        that one. A damaged database file raises ProjectDatabaseError naming it; a change that
+        could not be written (a full disk, a read-only file) raises ProjectError saying so, and
+        nothing of it is kept."""
         with self._lock:
             if self._conn.in_transaction:
                 yield self._conn
@@ -114,33 +115,33 @@ class Project(ObjectEditing):
                 self._conn.execute(f"BEGIN {mode}")
                 try:
                     yield self._conn
+                    self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
                     raise
-                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                raise self._not_saved(exc) from exc
             except sqlite3.DatabaseError as exc:
-                if type(exc) is not sqlite3.DatabaseError:  # locked, constraint, ...: not damage
+                if type(exc) is not sqlite3.DatabaseError:  # constraint, ...: not damage
                     raise
                 raise ProjectDatabaseError(f"{self.db_path}: the project database is damaged ({exc})") from exc
 
+    def _not_saved(self, exc: sqlite3.OperationalError) -> Exception:
+        """A change SQLite could not write, as one sentence (or `exc` itself when it is none of
+        the known causes)."""
+        text = str(exc).lower()
+        causes = (("full", "the disk is full: free some space and do it again"),
+                  ("readonly", "the project database is read-only"),
+                  ("read-only", "the project database is read-only"),
+                  ("i/o", "the disk could not be written (an I/O error)"),
+                  ("locked", "the project database is busy (another program holds it): try again"))  # fmt: skip
+        for key, why in causes:
+            if key in text:
+                return ProjectError(f"{self.db_path}: not saved: {why}. Nothing of this change was written.")
+        return exc
+
     # -- folder ---------------------------------------------------------------------------
-
-    def sync(self, scan: ScanResult) -> tuple[int, int]:
-        """Add the scanned images the database lacks and mark the ones not found as missing
-        (and found again as present). Returns (added, missing)."""
-        found = set(scan.images)
-        with self._transaction() as conn:
-            known = dict(conn.execute("SELECT path, missing FROM images"))
-            new = [(p,) for p in scan.images if p not in known]
-            conn.executemany("INSERT INTO images (path) VALUES (?)", new)
-            flips = [(int(p not in found), p) for p, missing in known.items() if bool(missing) != (p not in found)]
-            conn.executemany("UPDATE images SET missing = ? WHERE path = ?", flips)
-            missing = conn.execute("SELECT count(*) FROM images WHERE missing = 1").fetchone()[0]
-        return len(new), int(missing)
-
-    def file_path(self, image: ImageRecord) -> Path:
-        """Where the image's file is (or was)."""
-        return self.root / image.path
 
     # -- labels ---------------------------------------------------------------------------
 
@@ -182,67 +183,10 @@ class Project(ObjectEditing):
 
     def image_by_path(self, path: str) -> ImageRecord:
         with self._transaction("DEFERRED") as conn:
-            row = conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path = ?", (path,)).fetchone()
+            row = conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path = ?", (path_for_db(path),)).fetchone()
         if row is None:
             raise KeyError(f"no image {path!r} in the project")
         return image_from_row(row)
-
-    def open_image(
-        self, image_id: int, holder: Optional[str] = None, annotator: str = ""
-    ) -> tuple[ImageRecord, Optional[str]]:
-        """Record that the image is being opened and claim it.
-
-        Its file's size (from the header) and content hash are recorded: the first hash is kept
-        as the annotated one; a later different hash marks the image changed when it has
-        objects. A file that has gone is marked missing and nothing else is recorded.
-
-        Arguments:
-          image_id: the image.
-          holder: the browser session opening it (None: look without claiming).
-          annotator: the name shown to other sessions while it is claimed.
-
-        Returns:
-          (the image as recorded now, the annotator of another live session holding it, or None).
-        """
-        image = self.image(image_id)
-        path = self.file_path(image)
-        try:
-            digest = sha256_file(path)
-            size = image_size(path)
-        except FileNotFoundError:
-            digest = size = None
-        now = self._clock()
-        with self._transaction() as conn:
-            image = image_by_id(conn, image_id)  # as it is now, with the file read
-            other = None if holder is None else _claims.claim(conn, image_id, holder, annotator, now, self.claim_ttl)
-            if digest is None:
-                conn.execute("UPDATE images SET missing = 1 WHERE id = ?", (image_id,))
-            elif image.sha256 is None or (digest != image.sha256 and image.object_count == 0):
-                conn.execute(
-                    "UPDATE images SET width = ?, height = ?, sha256 = ?, current_sha256 = ?, missing = 0 WHERE id = ?",
-                    (size[0], size[1], digest, digest, image_id),
-                )
-            else:
-                conn.execute("UPDATE images SET current_sha256 = ?, missing = 0 WHERE id = ?", (digest, image_id))
-            return image_by_id(conn, image_id), other
-
-    def resolve_changed(self, image_id: int, keep_objects: bool) -> ImageRecord:
-        """Accept a changed file as the image from now on: keep its objects (the change did not
-        move anything) or delete them (they belonged to the old picture)."""
-        image = self.image(image_id)
-        if not image.changed:
-            return image
-        size = image_size(self.file_path(image))
-        with self._transaction() as conn:
-            if not keep_objects:
-                conn.execute(
-                    f"UPDATE objects AS o SET deleted_at = ? WHERE o.image_id = ? AND {LIVE}", (self._clock(), image_id)
-                )
-            conn.execute(
-                "UPDATE images SET sha256 = current_sha256, width = ?, height = ? WHERE id = ?",
-                (size[0], size[1], image_id),
-            )
-            return image_by_id(conn, image_id)
 
     def set_status(
         self, image_id: int, status: str, annotator: str = "", holder: Optional[str] = None
@@ -324,7 +268,7 @@ class Project(ObjectEditing):
             row = conn.execute(
                 f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path {op} ? ORDER BY i.path {order} "
                 "LIMIT 1 OFFSET ?",
-                (path, abs(step) - 1),
+                (path_for_db(path), abs(step) - 1),
             ).fetchone()
         return None if row is None or step == 0 else image_from_row(row)
 
@@ -347,13 +291,13 @@ class Project(ObjectEditing):
         """Images per status, missing and changed files, live objects."""
         with self._transaction("DEFERRED") as conn:
             counts = dict(conn.execute("SELECT status, count(*) FROM images GROUP BY status"))
-            missing, changed = conn.execute(
+            missing, changed, unreadable = conn.execute(
                 "SELECT coalesce(sum(missing), 0), coalesce(sum(current_sha256 IS NOT NULL AND sha256 IS NOT NULL "
-                "AND current_sha256 != sha256), 0) FROM images"
+                "AND current_sha256 != sha256), 0), count(unreadable) FROM images"
             ).fetchone()
             objects = conn.execute(f"SELECT count(*) FROM objects o WHERE {LIVE}").fetchone()[0]
         return Progress(
             total=sum(counts.values()), todo=counts.get("todo", 0), in_progress=counts.get("in_progress", 0),
             done=counts.get("done", 0), skipped=counts.get("skipped", 0), missing=int(missing),
-            changed=int(changed), objects=int(objects),
+            changed=int(changed), objects=int(objects), unreadable=int(unreadable),
         )

@@ -21,7 +21,7 @@ KINDS: tuple[SourceKind, ...] = (PHOTO,)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "KINDS", "ImageReadError", "ImageSource", "ImageTooLargeError", "Region", "SourceKind",
-    "image_size", "kind_of", "looks_like_image", "open_source",
+    "image_size", "kind_of", "looks_like_image", "named_like_image", "open_source",
 ]  # fmt: skip
 
 
@@ -76,12 +76,17 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         return opened.size
 
 
+def named_like_image(name: str) -> bool:
+    """True when some kind claims files with this name's extension."""
+    extension = os.path.splitext(name)[1].lower()
+    return any(extension in kind.extensions for kind in KINDS)
+
+
 def looks_like_image(path: str | os.PathLike, name: Optional[str] = None) -> bool:
     """True when some kind claims the file by its extension (nothing read) or else by its first
     bytes; unreadable files are not images. Listing a folder asks this of every file."""
     name = name if name is not None else os.fspath(path)
-    extension = os.path.splitext(name)[1].lower()
-    if any(extension in kind.extensions for kind in KINDS):
+    if named_like_image(name):
         return True
     try:
         with open(path, "rb") as f:

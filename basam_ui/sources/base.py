@@ -78,6 +78,10 @@ class ImageSource(ABC):
         Raises ImageReadError (or ImageTooLargeError) naming the source.
         """
 
+    def check(self) -> None:
+        """Raise what reading the whole image would raise that the header already tells (e.g.
+        ImageTooLargeError), without decoding anything; kinds read by region raise nothing."""
+
     def fingerprint(self) -> str:
         """What identifies the item's content for the project store (stored as its "sha256"):
         the file's SHA-256 by default; kinds whose files are huge may hash less."""

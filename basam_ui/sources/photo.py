@@ -100,13 +100,18 @@ class PhotoSource(ImageSource):
         width, height = self.raw_size
         return (height, width) if self.orientation in (5, 6, 7, 8) else (width, height)
 
-    def read(self, region: Optional[Region] = None, scale: float = 1.0) -> np.ndarray:
+    def check(self) -> None:
+        """ImageTooLargeError when the image has more pixels than `max_pixels` (a photo is
+        decoded whole, so this is from the header, before any decoding)."""
         width, height = self.raw_size
         if width * height > self.max_pixels:
             raise ImageTooLargeError(
                 f"{self.name}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
                 f"{self.max_pixels:,} pixels"
             )
+
+    def read(self, region: Optional[Region] = None, scale: float = 1.0) -> np.ndarray:
+        self.check()
         with self._stream() as fp, _PILLOW_LIMIT_LOCK:
             saved_limit = Image.MAX_IMAGE_PIXELS
             try:

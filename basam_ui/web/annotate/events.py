@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from ...project.records import display_path
 from ...prompts import Prompts
 from ...vocabulary import DEFAULT_SIDE, side_key
 from ..common import events as common
@@ -47,11 +48,14 @@ class AnnotateState:
     note: str = ""
 
 
-def start(state: Optional[AnnotateState], annotator: str = "") -> AnnotateState:
-    """The state with this session's claim name (made once) and the annotator's name."""
+def start(state: Optional[AnnotateState], annotator: Optional[str] = None) -> AnnotateState:
+    """The state with this session's claim name (made once) and the annotator's name: the
+    given one (the page sends its field's text, empty too, with every event), else the one it
+    had."""
     state = state or AnnotateState()
     holder = state.holder or uuid.uuid4().hex
-    return replace(state, holder=holder, annotator=(annotator or "").strip()[:100] or state.annotator)
+    name = state.annotator if annotator is None else annotator.strip()[:100]
+    return replace(state, holder=holder, annotator=name)
 
 
 def set_annotator(project, state: AnnotateState, name: str) -> AnnotateState:
@@ -68,21 +72,44 @@ def set_annotator(project, state: AnnotateState, name: str) -> AnnotateState:
 
 def open_image(engine: AppEngine, project, state: AnnotateState, image_id: int) -> AnnotateState:
     """Open image `image_id`: claim it, record its size and hash, load it for the canvas (the
-    encode is `encode`, a second step). A missing file raises AppError."""
+    encode is `encode`, a second step). A file that can't be read is shown as such, with the
+    reason, instead of an image (the store flags it; moving on works as usual); a missing file
+    raises AppError."""
     state = start(state)
     image, other = project.open_image(int(image_id), state.holder, state.annotator)
     if image.missing:
-        raise AppError(f"{image.path}: the file is missing (its objects are kept)")
-    session = common.upload_image(engine, str(project.file_path(image)))
+        raise AppError(f"{display_path(image.path)}: the file is missing (its objects are kept)")
+    if image.unreadable:
+        return _without_image(engine, state, image)
+    try:
+        session = common.upload_image(engine, str(project.file_path(image)))
+    except AppError as exc:  # the header read, the pixels did not (a truncated file, a bomb)
+        reason = str(exc).removeprefix(f"{project.file_path(image).name}: ")
+        return _without_image(engine, state, project.mark_unreadable(image.id, reason))
     engine.forget(state.session)
-    note = f"{image.path} is also open in {other or 'another'} session" if other is not None else ""
+    shown = display_path(image.path)
+    note = f"{shown} is also open in {other or 'another'} session" if other is not None else ""
     if image.changed:
-        note = (f"⚠️ {image.path} changed on disk since its objects were drawn: they are kept apart "
+        note = (f"⚠️ {shown} changed on disk since its objects were drawn: they are kept apart "
                 "(see the export's changed.txt); commits are refused until it is resolved")
     return replace(
-        state, image_id=image.id, session=replace(session, image_name=image.path),
+        state, image_id=image.id, session=replace(session, image_name=shown),
         side=DEFAULT_SIDE, selected=None, reopened=None, started=None, note=note,
     )
+
+
+def _without_image(engine: AppEngine, state: AnnotateState, image) -> AnnotateState:
+    """The state on an image whose file can't be read: its name and why, no canvas."""
+    engine.forget(state.session)
+    note = (f"⚠️ can't be read: {image.unreadable}. Its status is kept; fix the file and open the image again, "
+            "or move on (D, Next to do).")
+    return replace(state, image_id=image.id, session=Session(image_name=display_path(image.path)), side=DEFAULT_SIDE, selected=None,
+                   reopened=None, started=None, note=note)  # fmt: skip
+
+
+def readable(state: AnnotateState) -> bool:
+    """Whether the open image is shown (it was found and read)."""
+    return state.session.image is not None
 
 
 def encode(engine: AppEngine, state: AnnotateState, settings: Settings, progress: Progress = no_progress) -> AnnotateState:
@@ -96,10 +123,11 @@ def go(engine: AppEngine, project, state: AnnotateState, where: str) -> Annotate
     other sessions get other images)."""
     state = start(state)
     if where == "todo":
-        found = project.next_todo(state.holder, state.annotator, after=state.image_id)
-        if found is None:
-            raise AppError("nothing left to do: every image is done, skipped, missing or open elsewhere")
-    elif where in ("next", "prev"):
+        opened = _open_next_todo(engine, project, state, after=state.image_id)
+        if opened is None:
+            raise AppError("nothing left to do: every image is done, skipped, missing, unreadable or open elsewhere")
+        return opened
+    if where in ("next", "prev"):
         if state.image_id is None:
             images = project.images()
             if not images:
@@ -114,25 +142,59 @@ def go(engine: AppEngine, project, state: AnnotateState, where: str) -> Annotate
     return open_image(engine, project, state, found.id)
 
 
-def first_image(engine: AppEngine, project, state: AnnotateState) -> AnnotateState:
-    """The image a new session opens: its next to do, else the first image."""
-    state = start(state)
-    found = project.next_todo(state.holder, state.annotator)
+def _open_next_todo(engine: AppEngine, project, state: AnnotateState, after: Optional[int]) -> Optional[AnnotateState]:
+    """Open the next image to do that can be shown: one found unreadable on opening is flagged
+    (so it is not handed out again) and the next one is tried. None when none is left."""
+    for _ in range(len(project.images())):
+        found = project.next_todo(state.holder, state.annotator, after=after)
+        if found is None:
+            return None
+        try:
+            opened = open_image(engine, project, state, found.id)
+        except AppError:  # gone since the last scan: it is marked missing now
+            opened = None
+        if opened is not None and readable(opened):
+            return opened
+        after = found.id
+    return None
+
+
+def image_named(project, shown: str):
+    """The image a row of the list names (as `display_path` shows it); AppError for none."""
+    try:
+        return project.image_by_path(shown)
+    except KeyError:
+        found = next((image for image in project.images() if display_path(image.path) == shown), None)
     if found is None:
-        images = [i for i in project.images() if not i.missing]
-        if not images:
-            return state
-        found = images[0]
-    return open_image(engine, project, state, found.id)
+        raise AppError("pick an image in the list")
+    return found
+
+
+def first_image(engine: AppEngine, project, state: AnnotateState) -> AnnotateState:
+    """The image a new session opens: its next to do that can be read, else the first image
+    that is there (shown with its reason when it can't be read)."""
+    state = start(state)
+    opened = _open_next_todo(engine, project, state, after=None)
+    if opened is not None:
+        return opened
+    images = [i for i in project.images() if not i.missing]
+    if not images:
+        return state
+    return open_image(engine, project, state, images[0].id)
 
 
 def mark(engine: AppEngine, project, state: AnnotateState, status: str) -> AnnotateState:
     """Mark the open image "done" or "skipped" (or back "todo") and, for done and skipped, open
-    the next image to do (staying when none is left)."""
-    _need_image(state)
+    the next image to do (staying when none is left). An image that can't be read can be
+    marked too (e.g. skipped)."""
+    if state.image_id is None:
+        raise AppError("open an image first")
     following = project.set_status(state.image_id, status, state.annotator, state.holder)
     if status in ("done", "skipped") and following is not None:
-        return open_image(engine, project, state, following.id)
+        opened = open_image(engine, project, state, following.id)
+        if readable(opened):
+            return opened
+        return _open_next_todo(engine, project, state, after=following.id) or opened
     note = "every image is done or skipped" if status in ("done", "skipped") else ""
     return replace(state, note=note)
 
@@ -234,6 +296,8 @@ def commit(
     from ...project import ProjectError, Provenance
 
     _need_image(state)
+    if not state.annotator:
+        raise AppError("type your name in the Annotator field first: every object records who made it")
     session = state.session
     if canvas and common.canvas_prompts(canvas) != session.prompts:  # an answer still on its way
         state = set_prompts(engine, state, canvas, settings, progress)

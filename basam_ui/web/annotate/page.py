@@ -72,7 +72,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     column_widths=["52%", "34%", "14%"],
                 )
             with gr.Column(scale=3):
-                canvas = PromptCanvas(None, extensions=[HERE / "annotate.js"], objects=None, elem_id="canvas")
+                canvas = PromptCanvas(None, extensions=[HERE / "annotate.js"], objects=None, elem_id="canvas",
+                                      empty="No image to show: the line under the canvas says why")
                 gr.Markdown(KEYS_HELP, elem_id="ann-keys")
                 status = gr.Markdown("", elem_id="status")
             with gr.Column(scale=1, min_width=260):
@@ -135,14 +136,18 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 })
             return out
 
-        def guarded(event: Callable[..., tuple[AnnotateState, dict]], everything: bool = True, prefetch: bool = False):
+        def guarded(event: Callable[..., tuple[AnnotateState, dict]], everything: bool = True, prefetch: bool = False,
+                    keep_message: bool = False):
             """An event function for Gradio: runs `event(st, data, report)` marked busy for the
-            prefetcher, shows the state it returns; a failure becomes the page's message."""
+            prefetcher, shows the state it returns; a failure becomes the page's message. With
+            `keep_message` a success leaves the message line alone (the encode that follows a
+            move must not wipe the move's "this is the last image")."""
 
             def run(data: dict, request: gr.Request, progress_bar=gr.Progress()) -> dict:
                 started = time.time()
                 with prefetcher.busy():
-                    st = annotate.start(data[state], login_name(request) or "")
+                    # the name as the page shows it now: what was typed wins over any restored one
+                    st = annotate.start(data[state], login_name(request) or data.get(name))
                     try:
                         st, extra = event(st, data, progress_reporter(progress_bar))
                     except Exception as exc:  # a user error or a bug: said in the page, the state kept
@@ -150,6 +155,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     annotate.touch(project, st)
                     out = with_extra(shown(st, everything), extra)
                 stamp_timings(out[canvas], started)
+                if keep_message:
+                    del out[message]
                 if prefetch:
                     schedule_prefetch(st, settings_of(data))
                 return out
@@ -188,15 +195,17 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
 
         def on_load(data, request: gr.Request):
             login = login_name(request)
-            st = annotate.start(AnnotateState(), login or data[name] or "")
+            st = annotate.start(AnnotateState(), login or data[name] or "")  # the name restored or typed
             try:
                 with prefetcher.busy():
                     st = annotate.first_image(engine, project, st)
-            except USER_ERRORS as exc:
-                return {state: st, message: failure_message(exc)}
-            out = with_extra(shown(st, True), fresh_canvas(st))
-            out[name] = gr.update(value=st.annotator, interactive=login is None)
-            out[report] = report_text()
+                out = with_extra(shown(st, True), fresh_canvas(st))
+                out[report] = report_text()
+            except Exception as exc:  # one bad file or a database error: said in the page, never a red badge
+                return {state: st, message: failure_message(exc, "page load")}
+            # the name field is the browser's (restored from its storage when the page appears,
+            # then what is typed); the server sets it only to the login name
+            out[name] = gr.update(value=login, interactive=False) if login else gr.update()
             return out
 
         def encode_event(st, data, report):
@@ -211,10 +220,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             path = str((evt.row_value or [""])[0]).removeprefix(annotate_view.OPEN_MARK)
 
             def event(st, _data, report):
-                try:
-                    image = project.image_by_path(path)
-                except KeyError:
-                    raise annotate.AppError("pick an image in the list") from None
+                image = annotate.image_named(project, path)
                 return moved(lambda s, d: annotate.open_image(engine, project, s, image.id))(st, _data, report)
 
             return guarded(event)(data, request)
@@ -227,26 +233,29 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             try:
                 path, result = export_zip(project, folder / f"{project.root.name or 'project'}-{fmt}.zip", fmt,
                                           polygons=bool(data[polygons]), all_images=bool(data[all_images]))
-            except (ValueError, OSError) as exc:
-                return {message: f"⚠️ export failed: {exc}"}
+            except Exception as exc:  # a full disk, a damaged database: said in the page
+                return {message: failure_message(exc, "export")}
             note = "" if result.objects else "⚠️ the export holds no objects: mark images done, or tick 'every image with objects'"
             return {export_file: str(path), message: note}
 
         def on_add_label(data: dict) -> dict:
             try:
                 names = annotate.add_label(project, data[new_label])
-            except USER_ERRORS as exc:
-                return {message: failure_message(exc)}
+            except Exception as exc:
+                return {message: failure_message(exc, "adding a class")}
             choice = annotate_view.class_choice(names, data[new_label].strip())
             return {label: gr.update(choices=annotate_view.class_choices(names), value=choice), new_label: "", message: ""}
 
         def listen(trigger, fn, inputs, outputs, **kwargs):
-            return _listen(trigger, fn, {state, *settings_inputs, *inputs}, outputs, **kwargs)
+            return _listen(trigger, fn, {state, name, *settings_inputs, *inputs}, outputs, **kwargs)
 
         everything = full + [canvas]
-        loaded = demo.load(on_load, {name}, full + [name, report],
-                           js=f"(n) => localStorage.getItem('{NAME_KEY}') || n || ''")
-        encode = guarded(encode_event, everything=False, prefetch=True)
+        # the remembered name goes into the field in the browser, at once; the server never
+        # writes it back (a name typed before the load's answer arrives would be wiped)
+        restore = f"(n) => n || localStorage.getItem('{NAME_KEY}') || ''"
+        demo.load(None, [name], [name], js=restore, api_visibility="private")
+        loaded = demo.load(on_load, {name}, full + [name, report], js=restore)
+        encode = guarded(encode_event, everything=False, prefetch=True, keep_message=True)
         loaded.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
 
         def chain(trigger, event_fn, inputs=(), outputs=everything):
@@ -260,7 +269,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
         chain(keep_btn.click, moved(lambda s, d: annotate.resolve_changed(engine, project, s, True)))
         chain(drop_btn.click, moved(lambda s, d: annotate.resolve_changed(engine, project, s, False)))
         chain(skip_btn.click, moved(lambda s, d: annotate.mark(engine, project, s, "skipped")))
-        select = images.select(on_image_select, {state, *settings_inputs}, everything, concurrency_id="models",
+        select = images.select(on_image_select, {state, name, *settings_inputs}, everything, concurrency_id="models",
                                show_progress="minimal", api_visibility="private")
         select.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
 
@@ -284,14 +293,21 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
 
         listen(reopen_btn.click, guarded(on_reopen), [], everything)
         settings_triggers = [model.change, size.change, nsf.input, bmam.input, beta.release]
-        listen(settings_triggers, encode, [], light, trigger_mode="always_last")
+        listen(settings_triggers, guarded(encode_event, everything=False, prefetch=True), [], light,
+               trigger_mode="always_last")
         listen(name.change, guarded(lambda st, d, r: (annotate.set_annotator(project, st, d[name]), {}), everything=False),
                [name], light)
         name.change(None, [name], None, js=f"(n) => {{ localStorage.setItem('{NAME_KEY}', n || ''); }}",
                     queue=False, api_visibility="private")
         add_label.click(on_add_label, {new_label}, [label, new_label, message], api_visibility="private")
         new_label.submit(on_add_label, {new_label}, [label, new_label, message], api_visibility="private")
-        report_btn.click(lambda: report_text(), None, report, api_visibility="private")
+        def on_report() -> dict:
+            try:
+                return {report: report_text(), message: ""}
+            except Exception as exc:
+                return {message: failure_message(exc, "report")}
+
+        report_btn.click(on_report, None, [report, message], api_visibility="private")
         export_btn.click(on_export, {export_format, polygons, all_images}, [export_file, message],
                          concurrency_id="export", api_visibility="private")
     demo.queue(default_concurrency_limit=concurrency_limit(engine.device))

@@ -12,6 +12,8 @@ import numpy as np
 from ...vocabulary import SIDE_LABELS, STATUS_LABELS
 from ..common import events as common
 from ..common import render
+from ...project.records import display_path
+from ..common.text import literal
 from .events import AnnotateState
 
 OPEN_MARK = "▶ "
@@ -51,11 +53,13 @@ def image_rows(project, state: AnnotateState, limit: int = LIST_LIMIT) -> list[l
         status = STATUS_LABELS.get(image.status, image.status)
         if image.missing:
             status += " · missing"
+        elif image.unreadable:
+            status += " · unreadable"
         if image.changed:
             status += " · changed!"
         if image.id in others:
             status += f" · open by {others[image.id] or 'another session'}"
-        name = (OPEN_MARK if image.id == state.image_id else "") + image.path
+        name = (OPEN_MARK if image.id == state.image_id else "") + display_path(image.path)
         rows.append([name, status, image.object_count])
     return rows
 
@@ -66,6 +70,8 @@ def progress_text(project) -> str:
     parts = [f"**{p.done} / {p.total} done**", f"{p.skipped} skipped", f"{p.in_progress} in progress", f"{p.objects} objects"]
     if p.missing:
         parts.append(f"⚠️ {p.missing} missing")
+    if p.unreadable:
+        parts.append(f"⚠️ {p.unreadable} unreadable")
     if p.changed:
         parts.append(f"⚠️ {p.changed} changed since annotated")
     return " · ".join(parts)
@@ -135,15 +141,18 @@ def pack_objects(records, height: int, width: int) -> Optional[bytes]:
 def status_text(project, state: AnnotateState) -> str:
     """The line under the canvas: the image, its status and the current mask's figures."""
     session = state.session
-    if state.image_id is None or session.image is None:
+    if state.image_id is None:
         return "No image open."
     image = project.image(state.image_id)
+    if session.image is None:  # missing or unreadable: the name, its status and why
+        return (f"**{literal(display_path(image.path))}** · {STATUS_LABELS.get(image.status, image.status)}  \n"
+                f"{literal(state.note)}")
     h, w = session.image.shape[:2]
-    lines = [f"**{image.path}** ({w}×{h}) · {STATUS_LABELS.get(image.status, image.status)} · "
+    lines = [f"**{literal(display_path(image.path))}** ({w}×{h}) · {STATUS_LABELS.get(image.status, image.status)} · "
              f"{image.object_count} object{'s' if image.object_count != 1 else ''}"
              + (f" · Enter replaces object {state.reopened}" if state.reopened else "")]
     if state.note:
-        lines.append(state.note)
+        lines.append(literal(state.note))
     if session.sam is not None and session.basam is not None:
         lines.append(common.status_text(session))
     return "  \n".join(lines)

@@ -31,6 +31,7 @@ The browser-sent value is display data: the server never opens a file it names.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -46,6 +47,7 @@ KEYS_HELP = (
 
 # a fixed shell: Gradio re-renders the template on every value change, and an unchanged
 # template leaves the <canvas> (and its drawing) alone
+EMPTY_TEXT = "Upload an image (or pick an example) to start"
 HTML_TEMPLATE = (
     '<div class="bc-root"><div class="bc-toolbar"><span class="bc-group">View: '
     + "".join(f'<button type="button" data-view="{key}">{label}</button>' for key, label in VIEW_LABELS)
@@ -53,7 +55,7 @@ HTML_TEMPLATE = (
     '<button type="button" data-act="one">1:1 (0)</button><button type="button" data-act="in">+</button>'
     '<button type="button" data-act="out">−</button></span></div>'
     '<div class="bc-stage"><canvas class="bc-canvas"></canvas>'
-    '<div class="bc-empty">Upload an image (or pick an example) to start</div></div>'
+    '<div class="bc-empty">{empty}</div></div>'
     f'<div class="bc-status"></div><div class="bc-help">{KEYS_HELP}</div></div>'
 )
 
@@ -65,12 +67,14 @@ UNDO_JS = "() => { document.querySelector('#canvas .bc-root')?.dispatchEvent(new
 CLEAR_JS = "() => { document.querySelector('#canvas .bc-root')?.dispatchEvent(new CustomEvent('bc-clear')) }"
 
 
-def PromptCanvas(value: Optional[dict[str, Any]] = None, extensions: Sequence[Path] = (), **kwargs: Any):
+def PromptCanvas(
+    value: Optional[dict[str, Any]] = None, extensions: Sequence[Path] = (), empty: str = EMPTY_TEXT, **kwargs: Any
+):
     """An image with point and box prompts and the masks drawn on it (a configured gr.HTML);
     value and `masks` formats in the module docstring. `extensions`: more scripts appended to
     canvas.js in its scope, which add to it through its `hooks` (a page's own additions, e.g.
-    the annotate page's annotate.js). Extra keyword arguments go to gr.HTML (extra props among
-    them).
+    the annotate page's annotate.js). `empty`: what the canvas says while it shows no image.
+    Extra keyword arguments go to gr.HTML (extra props among them).
 
     A factory rather than a gr.HTML subclass: Gradio's ComponentMeta writes a .pyi stub next
     to the source file of every Component subclass at import time.
@@ -79,7 +83,7 @@ def PromptCanvas(value: Optional[dict[str, Any]] = None, extensions: Sequence[Pa
 
     return gr.HTML(
         value=value,
-        html_template=HTML_TEMPLATE,
+        html_template=HTML_TEMPLATE.replace("{empty}", html.escape(empty)),
         css_template=(HERE / "canvas.css").read_text(),
         js_on_load="\n".join(Path(script).read_text() for script in (HERE / "canvas.js", *extensions)),
         apply_default_css=False,

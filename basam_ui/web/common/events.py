@@ -27,6 +27,7 @@ from ...basam.config import BASAMConfig
 from ...prompts import PromptError, Prompts
 from ...vocabulary import SIDE_LABELS, SIDES
 from . import render
+from .text import literal
 from .engine import AppEngine
 from .session import DISPLAY_MAX_SIDE, AppError, Progress, Session, SideResult, Settings, no_progress, parse_size
 
@@ -221,24 +222,24 @@ def _side_line(name: str, result: SideResult) -> str:
 def status_text(session: Session) -> str:
     """IoU between the masks, per-side timings and cache use, ground-truth metrics."""
     if session.sam is None or session.basam is None:
-        return f"{session.image_name}: {session.image.shape[1]}x{session.image.shape[0]}" if session.image is not None else ""
+        return f"{literal(session.image_name)}: {session.image.shape[1]}x{session.image.shape[0]}" if session.image is not None else ""
     h, w = session.image.shape[:2]
     lines = []
     iou = mask_iou(session)
     if iou is None:
-        lines.append(f"{session.image_name} ({w}x{h}): click the image to add a point, drag for a box.")
+        lines.append(f"{literal(session.image_name)} ({w}x{h}): click the image to add a point, drag for a box.")
     else:
         lines.append(f"**IoU between SAM and BA-SAM masks: {iou:.4f}**")
     lines += [_side_line(SIDE_LABELS[key], session.side(key)) for key in SIDES]
     if session.gt is not None:
         if iou is None:
-            lines.append(f"Ground truth {session.gt_name} loaded: metrics appear after the first prompt.")
+            lines.append(f"Ground truth {literal(session.gt_name)} loaded: metrics appear after the first prompt.")
         else:
             parts = []
             for name, result in ((SIDE_LABELS[key], session.side(key)) for key in SIDES):
                 k = result.choice
                 parts.append(f"{name}: MAE {result.gt_mae[k]:.4f}, IoU {result.gt_iou[k]:.4f}")
-            lines.append(f"Against ground truth {session.gt_name} — " + " · ".join(parts) + " (MAE: lower is better)")
+            lines.append(f"Against ground truth {literal(session.gt_name)} — " + " · ".join(parts) + " (MAE: lower is better)")
     if len(session.prompts.boxes) > 1:
         lines.append("SAM takes one box per prediction: the last box drawn is used, with all points.")
     return "  \n".join(lines)

@@ -4,12 +4,14 @@ one trigger or several."""
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 
 import gradio as gr
 
 from .session import USER_ERRORS
+from .text import literal
 
 log = logging.getLogger("basam_ui.web")
 
@@ -34,14 +36,24 @@ def concurrency_limit(device: str) -> int:
     return 1 if str(device).startswith("cpu") else 2
 
 
-def failure_message(exc: BaseException, what: str = "event") -> str:
-    """The page's message line for an event that failed: the sentence of a user error (a bad
-    file, a prompt outside the image, ...), or, for anything else (a bug), a short notice,
-    with the traceback in the server log."""
+def failure_text(exc: BaseException, what: str = "event") -> str:
+    """The sentence for an event that failed: a user error's own (a bad file, a prompt outside
+    the image, ...), or, for anything else (a bug, a full disk), a notice, with the traceback
+    written to the server log."""
     if isinstance(exc, USER_ERRORS):
-        return f"⚠️ {exc}"
+        return str(exc)
     log.error("%s failed", what, exc_info=exc)
-    return f"⚠️ internal error: {type(exc).__name__}: {exc}"
+    return (f"Something went wrong on the server ({type(exc).__name__}: {exc}); the page keeps its state, and the "
+            "details are in the server's log.")
+
+
+def failure_message(exc: BaseException, what: str = "event", toast: bool = False) -> str:
+    """`failure_text` as the page's message line (Markdown, the text shown as itself); with
+    `toast`, in a Gradio Warning too (which renders HTML: escaped)."""
+    text = failure_text(exc, what)
+    if toast:
+        gr.Warning(html.escape(text))
+    return f"⚠️ {literal(text)}"
 
 
 def stamp_timings(canvas_update: dict, started: float) -> None:

@@ -15,7 +15,8 @@ from ...vocabulary import DEFAULT_BETA, DEFAULT_SIDE, MAX_BETA, SIDE_LABELS, SID
 from ..common import events as common
 from ..common.canvas import CLEAR_JS, SET_NEGATIVE_JS, UNDO_JS, PromptCanvas
 from ..common.engine import AppEngine
-from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message, progress_reporter
+from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message, failure_text
+from ..common.page import progress_reporter
 from ..common.page import listen as attach
 from ..common.page import stamp_timings
 from ..common.session import USER_ERRORS, Progress, Session, Settings
@@ -123,8 +124,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
                 try:
                     session, extra = event(data, progress_reporter(progress))
                 except Exception as exc:  # a user error or a bug: said in the page, the old state kept
-                    text = failure_message(exc, "compare page event")
-                    gr.Warning(text.removeprefix("⚠️ "))
+                    text = failure_message(exc, "compare page event", toast=True)
                     return {**((on_error or {}) if isinstance(exc, USER_ERRORS) else {}), message: text}
                 shown = {**page(session, data), **extra}
                 stamp_timings(shown[canvas], started)
@@ -168,8 +168,8 @@ def build_app(engine: AppEngine) -> gr.Blocks:
         def on_export_choice(data: dict) -> dict:
             try:
                 exported = events.export_mask_file(engine, data[state], data[export_side], data[export_format])
-            except USER_ERRORS as exc:
-                return {message: failure_message(exc)}
+            except Exception as exc:  # never Gradio's error badge: the message line says it
+                return {message: failure_message(exc, "mask export")}
             return {download: gr.update(value=exported, interactive=exported is not None), message: ""}
 
         def refresh_download(data: dict) -> dict:
@@ -177,7 +177,9 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             event has sent the masks, so the click path does not wait for it)."""
             try:
                 exported = events.export_mask_file(engine, data[state], data[export_side], data[export_format])
-            except USER_ERRORS:
+            except Exception as exc:  # the page's own events say what is wrong; only log a bug
+                if not isinstance(exc, USER_ERRORS):
+                    failure_text(exc, "download file")
                 exported = None
             return {download: gr.update(value=exported, interactive=exported is not None)}
 
