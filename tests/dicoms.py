@@ -125,7 +125,7 @@ def voi_lut_item(first_mapped: int, table: np.ndarray, bits: int, explanation: s
     item = Dataset()
     item.LUTDescriptor = [len(table), first_mapped, bits]
     item.LUTExplanation = explanation
-    item.LUTData = [int(v) for v in table]
+    item.LUTData = table.astype("<u2").tobytes()  # OW (the ambiguous US or OW)
     return item
 
 

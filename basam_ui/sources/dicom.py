@@ -263,12 +263,16 @@ def _read_header(fp: BinaryIO, name: str) -> Any:
 def _check_image(ds: Any, fp: BinaryIO, name: str) -> None:
     """ImageReadError unless the dataset is an image basam-ui can decode (fp at the pixel data)."""
     sop_class = str(ds.get("SOPClassUID", ""))
+    if not sop_class:
+        raise ImageReadError(f"{name}: not a readable DICOM file (it has no SOP Class UID: truncated, or not DICOM)")
     if sop_class == WHOLE_SLIDE:
         raise ImageReadError(f"{name}: a whole-slide image (DICOM VL Whole Slide Microscopy); DICOM slides are not read yet")
     if sop_class in SEGMENTATIONS:
         raise ImageReadError(f"{name}: a DICOM Segmentation ({_uid_name(sop_class)}), annotations rather than an image")
-    what = f"a {_uid_name(sop_class)}" if sop_class else "no SOP Class"
+    what = f"a {_uid_name(sop_class)}"
     if "Rows" not in ds or "Columns" not in ds or "PhotometricInterpretation" not in ds:
+        if "Image Storage" in what:  # an image's header cut short
+            raise ImageReadError(f"{name}: the file is truncated ({what} without its image attributes)")
         raise ImageReadError(f"{name}: has no pixel data ({what}), so there is no image to read")
     photometric = str(ds.PhotometricInterpretation).strip().upper()
     if photometric not in MONOCHROME + COLOUR:
@@ -297,8 +301,8 @@ def _check_pixel_element(ds: Any, fp: BinaryIO, name: str, what: str) -> None:
     end = fp.seek(0, io.SEEK_END)
     fp.seek(start)
     tag_bytes = fp.read(4)
-    if len(tag_bytes) < 4:
-        raise ImageReadError(f"{name}: has no pixel data ({what}), so there is no image to read")
+    if len(tag_bytes) < 4:  # the header is an image's: its pixels were cut off
+        raise ImageReadError(f"{name}: the file is truncated (it ends before its pixel data)")
     group, element = struct.unpack(f"{endian}HH", tag_bytes)
     tag = group << 16 | element
     if tag not in PIXEL_TAGS:
