@@ -99,7 +99,7 @@ def mammogram(folder: Path, name: str = "mammogram.dcm", rows: int = 320, cols: 
     ds.PresentationLUTShape = "INVERSE"
     ds.ImagerPixelSpacing = [MAMMOGRAM_SPACING, MAMMOGRAM_SPACING]
     ds.EstimatedRadiographicMagnificationFactor = MAMMOGRAM_MAGNIFICATION
-    ds.ImageLaterality, ds.ViewPosition = "L", "CC"
+    ds.ImageLaterality, ds.ViewPosition, ds.PatientOrientation = "L", "CC", ["P", "L"]
     return Made(save(ds, folder / name), stored)
 
 
@@ -117,6 +117,25 @@ def radiograph(folder: Path, name: str = "radiograph.dcm", rows: int = 240, cols
     ds.PixelSpacing = [RADIOGRAPH_SPACING, RADIOGRAPH_SPACING]
     for keyword, value in attributes.items():
         setattr(ds, keyword, value)
+    return Made(save(ds, folder / name), stored)
+
+
+def ct_slice(folder: Path, name: str = "ct.dcm", rows: int = 64, cols: int = 80) -> Made:
+    """A CT slice: signed 16-bit (12 bits stored) with Rescale Intercept -1024, a soft-tissue
+    window, and a patient coordinate system (Image Position/Orientation, Pixel Spacing, Slice
+    Thickness)."""
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    body = ((xx - cols / 2) / (cols * 0.45)) ** 2 + ((yy - rows / 2) / (rows * 0.4)) ** 2 < 1
+    stored = np.where(body, 1024 + 40 + (xx % 7) * 10, 0).astype(np.int16)  # air 0 -> -1024 HU
+    stored[20:26, 30:40] = 1024 + 900  # bone
+    ds = dataset(uid.CTImageStorage, "CT")
+    set_mono(ds, stored, "MONOCHROME2", 12)
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, -1024, "HU"
+    ds.WindowCenter, ds.WindowWidth, ds.WindowCenterWidthExplanation = 40, 400, "SOFT TISSUE"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.ImagePositionPatient, ds.ImageOrientationPatient = [-100.0, -80.0, 12.5], [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing, ds.SliceThickness = [0.8, 0.8], 2.5
+    ds.PositionReferenceIndicator = ""
     return Made(save(ds, folder / name), stored)
 
 

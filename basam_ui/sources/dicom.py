@@ -338,13 +338,13 @@ def _check_pixel_element(ds: Any, fp: BinaryIO, name: str, what: str) -> None:
 
 def _frame_header(ds: Any, frame: int) -> Any:
     """The dataset as frame `frame` sees it: the shared, then the frame's own functional-group
-    attributes (FRAME_MACROS) over the top-level ones. A shallow copy; `ds` is unchanged."""
+    attributes (FRAME_MACROS) over the top-level ones (a copy; `ds` is unchanged)."""
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
     groups = [g for g in (shared, per_frame[frame] if frame < len(per_frame) else None) if g is not None]
     if not groups:
         return ds
-    header = copy.copy(ds)
+    header = copy_dataset(ds)
     for group in groups:
         for sequence, keywords in FRAME_MACROS.items():
             items = group.get(sequence)
@@ -353,6 +353,18 @@ def _frame_header(ds: Any, frame: int) -> Any:
                     if keyword in items[0]:
                         setattr(header, keyword, items[0].get(keyword))
     return header
+
+
+def copy_dataset(ds: Any) -> Any:
+    """A dataset whose attributes can be set or deleted without touching `ds` (copy.copy of a
+    pydicom Dataset shares its elements' dictionary). Elements stay raw, nothing is decoded."""
+    from pydicom import Dataset
+
+    out = Dataset()
+    out.update(ds)
+    if getattr(ds, "file_meta", None) is not None:
+        out.file_meta = ds.file_meta
+    return out
 
 
 def _to_8bit(rgb: np.ndarray, bits: int) -> np.ndarray:
