@@ -225,6 +225,23 @@ def ybr_photo(folder: Path, name: str = "ybr.dcm", rows: int = 64, cols: int = 8
     return Made(save(ds, folder / name), rgb)
 
 
+def ybr422_photo(folder: Path, name: str = "ybr422.dcm", rows: int = 40, cols: int = 64) -> Made:
+    """Uncompressed YBR_FULL_422 (each horizontal pixel pair shares its chroma: Y1 Y2 Cb Cr).
+    `pixels` is the YBR_FULL image the bytes hold, chroma repeated over each pair (uint8)."""
+    ybr = rgb_to_ybr_full(np.random.default_rng(7).integers(0, 256, (rows, cols, 3), dtype=np.uint8))
+    ybr[:, 1::2, 1:] = ybr[:, 0::2, 1:]  # one Cb, Cr per pair
+    packed = np.empty((rows, cols // 2, 4), np.uint8)
+    packed[..., 0], packed[..., 1] = ybr[:, 0::2, 0], ybr[:, 1::2, 0]
+    packed[..., 2], packed[..., 3] = ybr[:, 0::2, 1], ybr[:, 0::2, 2]
+    ds = dataset(uid.VLPhotographicImageStorage, "XC")
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PlanarConfiguration = rows, cols, 3, 0
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = packed.tobytes()
+    return Made(save(ds, folder / name), ybr)
+
+
 def palette_image(folder: Path, name: str = "palette.dcm", rows: int = 48, cols: int = 64) -> Made:
     """PALETTE COLOR: 8-bit indices and three 256-entry 16-bit tables. `pixels` is the
     indices; the tables are `palette_tables()`."""
@@ -239,7 +256,8 @@ def palette_image(folder: Path, name: str = "palette.dcm", rows: int = 48, cols:
 
 def palette_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ramp = np.arange(256, dtype=np.uint32)
-    return (ramp * 257).astype(np.uint16), ((255 - ramp) * 257).astype(np.uint16), ((ramp * 7) % 256 * 257).astype(np.uint16)
+    red, green, blue = ramp * 257, (255 - ramp) * 257, (ramp * 7) % 256 * 257
+    return red.astype(np.uint16), green.astype(np.uint16), blue.astype(np.uint16)
 
 
 def structured_report(folder: Path, name: str = "report.dcm") -> Path:

@@ -117,13 +117,15 @@ def test_segments_carry_labels_colours_and_codes(tmp_path: Path, sources) -> Non
     segments = seg.SegmentSequence
     assert [s.SegmentLabel for s in segments] == ["mass", "calcification", "mass"]
     for segment, obj in zip(segments, objects):
-        expected = hd.color.CIELabColor.from_string(obj.colour) if isinstance(obj.colour, str) else hd.color.CIELabColor.from_rgb(*obj.colour)
+        lab = hd.color.CIELabColor
+        expected = lab.from_string(obj.colour) if isinstance(obj.colour, str) else lab.from_rgb(*obj.colour)
         assert tuple(segment.RecommendedDisplayCIELabValue) == expected.value
         assert segment.SegmentAlgorithmType == "SEMIAUTOMATIC"
         assert segment.SegmentAlgorithmName.startswith("basam-ui")
     assert hd.color.CIELabColor.from_dicom_value(segments[0].RecommendedDisplayCIELabValue).to_rgb() == (255, 0, 0)
     code = lambda item: (item.CodingSchemeDesignator, item.CodeValue, item.CodeMeaning)  # noqa: E731
-    assert code(segments[0].SegmentedPropertyCategoryCodeSequence[0]) == ("SCT", "49755003", "Morphologically Altered Structure")
+    category = ("SCT", "49755003", "Morphologically Altered Structure")
+    assert code(segments[0].SegmentedPropertyCategoryCodeSequence[0]) == category
     assert code(segments[0].SegmentedPropertyTypeCodeSequence[0]) == ("SCT", "4147007", "Mass")
     assert code(segments[1].SegmentedPropertyCategoryCodeSequence[0]) == DEFAULT_CODES["category"]  # not in the file
     assert code(segments[1].SegmentedPropertyTypeCodeSequence[0]) == DEFAULT_CODES["type"]
@@ -143,7 +145,9 @@ def test_yaml_labels_file_and_bad_ones(tmp_path: Path) -> None:
         "classes:\n  lesion:\n    type: [SCT, '52988006', Lesion]\n"
     )
     labels = load_labels(yaml_file)
-    assert labels.codes("lesion") == {"category": ("SCT", "91723000", "Anatomical Structure"), "type": ("SCT", "52988006", "Lesion")}
+    assert labels.codes("lesion") == {
+        "category": ("SCT", "91723000", "Anatomical Structure"), "type": ("SCT", "52988006", "Lesion")
+    }
     assert labels.codes("other")["type"] == DEFAULT_CODES["type"]
     assert Labels().codes("anything") == DEFAULT_CODES
     bad = tmp_path / "bad.json"

@@ -215,6 +215,18 @@ def test_uncompressed_ybr_full_becomes_rgb(made) -> None:
     assert np.abs(rgb.astype(int) - m.pixels.astype(int)).max() <= 2  # rounding of the stored YBR
 
 
+def ybr_full_to_rgb(ybr: np.ndarray) -> np.ndarray:
+    """PS3.3 C.7.6.3.1.2's inverse: YBR_FULL -> RGB (float)."""
+    y, cb, cr = (ybr[..., i].astype(np.float64) for i in range(3))
+    return np.stack([y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128), y + 1.772 * (cb - 128)], 2)
+
+
+def test_uncompressed_ybr_full_422_becomes_rgb(tmp_path: Path) -> None:
+    m = dicoms.ybr422_photo(tmp_path)
+    expected = np.clip(ybr_full_to_rgb(m.pixels), 0, 255)
+    assert np.abs(load_image(m.path).astype(int) - expected).max() <= 1.5
+
+
 @pytest.mark.parametrize("case, tolerance", [("jpeg", 3), ("jpeg2000", 2)])
 def test_compressed_colour_matches_an_independent_decoder(made, case: str, tolerance: int) -> None:
     m = made[case]  # m.pixels: Pillow's decode of the very bytes encapsulated
@@ -343,7 +355,8 @@ def test_refusals_say_why_in_one_sentence(tmp_path: Path, made) -> None:
     assert "MPEG2 Main Profile / Main Level cannot be decoded" in refusal(dicoms.unsupported_syntax(tmp_path))
     assert "truncated" in refusal(dicoms.truncated(made["mammogram"].path, tmp_path, 0.6))  # native pixels cut
     assert "truncated" in refusal(dicoms.truncated(made["jpeg"].path, tmp_path, 0.7))  # a JPEG fragment cut
-    assert "truncated" in refusal(dicoms.truncated(made["frames"].path, tmp_path, 0.9), frame=0)  # RLE: the last frame cut
+    last_frame_cut = dicoms.truncated(made["frames"].path, tmp_path, 0.9)  # RLE: opening frame 1 still checks
+    assert "truncated" in refusal(last_frame_cut, frame=0)
     assert "not a readable DICOM file" in refusal(dicoms.truncated(made["mammogram"].path, tmp_path, 0.002))
     header_cut = dicoms.truncated(made["mammogram"].path, tmp_path, 0.005, name="header-cut.dcm")
     assert "header-cut.dcm: the file is truncated" in refusal(header_cut)

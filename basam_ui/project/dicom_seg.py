@@ -120,7 +120,8 @@ def _entry(entry: Any, where: str) -> dict[str, tuple[str, str, str]]:
 def _code(value: Any, where: str) -> tuple[str, str, str]:
     if isinstance(value, dict):
         value = [value.get("scheme"), value.get("value"), value.get("meaning")]
-    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(isinstance(v, (str, int)) and str(v) for v in value):
+    parts_ok = isinstance(value, (list, tuple)) and len(value) == 3
+    if not parts_ok or not all(isinstance(v, (str, int)) and str(v) for v in value):
         raise ValueError(f"{where}: a code is [scheme, value, meaning] or {{scheme, value, meaning}}, got {value!r}")
     return str(value[0]), str(value[1]), str(value[2])
 
@@ -168,16 +169,22 @@ def build_segmentation(
         raise ValueError(f"algorithm type must be one of {', '.join(ALGORITHM_TYPES)}, got {algorithm_type!r}")
     for number, obj in enumerate(objects, start=1):
         if obj.mask.shape != (rows, cols):
-            raise ValueError(f"object {number} ({obj.class_name}): mask is {obj.mask.shape}, the source frame {(rows, cols)}")
+            raise ValueError(
+                f"object {number} ({obj.class_name}): mask is {obj.mask.shape}, the source frame {(rows, cols)}"
+            )
         if not obj.mask.any():
             raise ValueError(f"object {number} ({obj.class_name}): the mask is empty")
     labels = labels or Labels()
     algorithm = None
     if algorithm_type != "MANUAL":
         algorithm = hd.AlgorithmIdentificationSequence(
-            name="basam-ui (Segment Anything, BA-SAM)", version=__version__, family=hd.sr.CodedConcept("123110", "DCM", "Artificial Intelligence")
+            name="basam-ui (Segment Anything, BA-SAM)",
+            version=__version__,
+            family=hd.sr.CodedConcept("123110", "DCM", "Artificial Intelligence"),
         )
-    descriptions = [_segment(hd, number, obj, labels, algorithm_type, algorithm) for number, obj in enumerate(objects, start=1)]
+    descriptions = [
+        _segment(hd, number, obj, labels, algorithm_type, algorithm) for number, obj in enumerate(objects, start=1)
+    ]
     masks = np.stack([np.asarray(obj.mask, bool) for obj in objects], axis=-1)[None]  # 1 x H x W x segments
     spatial = hd.spatial.get_image_coordinate_system(source) is not None
     if spatial:  # patient coordinates: highdicom derives positions per source frame; others stay empty
@@ -214,7 +221,9 @@ def build_segmentation(
     return seg
 
 
-def write_segmentation(source: Union[PathLike, Any], objects: Sequence[SegObject], path: PathLike, **options: Any) -> Path:
+def write_segmentation(
+    source: Union[PathLike, Any], objects: Sequence[SegObject], path: PathLike, **options: Any
+) -> Path:
     """`build_segmentation(source, objects, **options)` saved as a DICOM file at `path` (its
     folder made). Returns the path."""
     path = Path(path)
@@ -237,18 +246,24 @@ def _source_dataset(source: Union[PathLike, Any]) -> Any:
 def _segment(hd: Any, number: int, obj: SegObject, labels: Labels, algorithm_type: str, algorithm: Any) -> Any:
     codes = labels.codes(obj.class_name)
     colour = obj.colour
-    display = hd.color.CIELabColor.from_string(colour) if isinstance(colour, str) else hd.color.CIELabColor.from_rgb(*colour)
+    lab = hd.color.CIELabColor
+    display = lab.from_string(colour) if isinstance(colour, str) else lab.from_rgb(*colour)
     tracking = {"tracking_id": obj.tracking_id, "tracking_uid": hd.UID()} if obj.tracking_id else {}
     return hd.seg.SegmentDescription(
         segment_number=number,
         segment_label=obj.class_name[:SEGMENT_LABEL_LENGTH],
-        segmented_property_category=hd.sr.CodedConcept(codes["category"][1], codes["category"][0], codes["category"][2]),
-        segmented_property_type=hd.sr.CodedConcept(codes["type"][1], codes["type"][0], codes["type"][2]),
+        segmented_property_category=_concept(hd, codes["category"]),
+        segmented_property_type=_concept(hd, codes["type"]),
         algorithm_type=algorithm_type,
         algorithm_identification=algorithm,
         display_color=display,
         **tracking,
     )
+
+
+def _concept(hd: Any, code: tuple[str, str, str]) -> Any:
+    scheme, value, meaning = code
+    return hd.sr.CodedConcept(value, scheme, meaning)
 
 
 def _planar_view(source: Any) -> Any:
@@ -262,7 +277,11 @@ def _planar_view(source: Any) -> Any:
     from ..sources.dicom import copy_dataset
 
     view = copy_dataset(source)
-    for keyword in ("FrameOfReferenceUID", "PixelSpacing", "NumberOfFrames", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+    dropped = (
+        "FrameOfReferenceUID", "PixelSpacing", "NumberOfFrames", "SharedFunctionalGroupsSequence",
+        "PerFrameFunctionalGroupsSequence",
+    )  # fmt: skip
+    for keyword in dropped:
         if keyword in view:
             delattr(view, keyword)
     if "NumberOfFrames" in source:

@@ -33,7 +33,7 @@ from .base import (
     DEFAULT_MAX_PIXELS, ImageReadError, ImageSource, ImageTooLargeError, Region, Source, SourceKind, check_max_pixels,
     source_name,
 )  # fmt: skip
-from .dicom_window import AUTO, VOI_LUT, Window, file_windows, grey_levels, modality_values, resolve, to_uint8
+from .dicom_window import VOI_LUT, Window, file_windows, grey_levels, modality_values, resolve, to_uint8
 
 EXTENSIONS = frozenset({".dcm", ".dicom"})
 PREAMBLE = 128  # bytes before the "DICM" prefix of a Part 10 file
@@ -41,7 +41,8 @@ WHOLE_SLIDE = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Imag
 SEGMENTATIONS = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")  # (label map) Segmentation
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "PALETTE COLOR")
-PIXEL_TAGS = {0x7FE00010: 0, 0x7FE00008: 4, 0x7FE00009: 8}  # Pixel Data, Float, Double Float: bytes per sample (0: Bits Allocated)
+# Pixel Data, Float Pixel Data, Double Float Pixel Data -> bytes per sample (0: by Bits Allocated)
+PIXEL_TAGS = {0x7FE00010: 0, 0x7FE00008: 4, 0x7FE00009: 8}
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 # functional-group macros whose attributes override the top-level ones for a frame
 FRAME_MACROS = {
@@ -95,10 +96,11 @@ class DicomSource(ImageSource):
             dataset = _read_header(fp, file_name)
             _check_image(dataset, fp, file_name)
         self.frames = int(dataset.get("NumberOfFrames", 1) or 1)
-        if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < self.frames:
-            raise ImageReadError(
-                f"{file_name}: has {self.frames} frame(s); there is no frame {frame + 1 if isinstance(frame, int) else frame!r}"
-            )
+        if isinstance(frame, bool) or not hasattr(frame, "__index__"):
+            raise TypeError(f"frame must be an integer (0-based), got {type(frame).__name__}")
+        frame = int(frame.__index__())
+        if not 0 <= frame < self.frames:
+            raise ImageReadError(f"{file_name}: has {self.frames} frame(s); there is no frame {frame + 1}")
         self.frame = frame
         if self.frames > 1:
             self.name = f"{file_name} [frame {frame + 1} of {self.frames}]"
@@ -166,7 +168,9 @@ class DicomSource(ImageSource):
                 stored = pixel_array(fp, index=self.frame)
             except Exception as e:  # the decoders raise anything from ValueError to RuntimeError
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise ImageReadError(f"{self.name}: cannot decode the pixel data, corrupt or truncated ({reason})") from e
+                raise ImageReadError(
+                    f"{self.name}: cannot decode the pixel data, corrupt or truncated ({reason})"
+                ) from e
         expected = (int(self._header.Rows), int(self._header.Columns))
         if stored.shape[:2] != expected:
             raise ImageReadError(f"{self.name}: decoded pixels are {stored.shape[:2]}, the header says {expected}")
@@ -266,7 +270,9 @@ def _check_image(ds: Any, fp: BinaryIO, name: str) -> None:
     if not sop_class:
         raise ImageReadError(f"{name}: not a readable DICOM file (it has no SOP Class UID: truncated, or not DICOM)")
     if sop_class == WHOLE_SLIDE:
-        raise ImageReadError(f"{name}: a whole-slide image (DICOM VL Whole Slide Microscopy); DICOM slides are not read yet")
+        raise ImageReadError(
+            f"{name}: a whole-slide image (DICOM VL Whole Slide Microscopy); DICOM slides are not read yet"
+        )
     if sop_class in SEGMENTATIONS:
         raise ImageReadError(f"{name}: a DICOM Segmentation ({_uid_name(sop_class)}), annotations rather than an image")
     what = f"a {_uid_name(sop_class)}"
@@ -318,7 +324,10 @@ def _check_pixel_element(ds: Any, fp: BinaryIO, name: str, what: str) -> None:
     truncated = ImageReadError(f"{name}: the file is truncated (it ends inside the pixel data)")
     if length != 0xFFFFFFFF:  # native: the value must hold every frame
         sample = PIXEL_TAGS[tag]
-        samples = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * int(ds.get("NumberOfFrames", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        samples = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1) * frames
+        if str(ds.PhotometricInterpretation).strip().upper() == "YBR_FULL_422":  # two chroma samples per pixel pair
+            samples = samples * 2 // 3
         bits = sample * 8 or int(ds.get("BitsAllocated", 8))
         needed = -(-samples * bits // 8)
         if length < needed or fp.tell() + length > end:
@@ -389,4 +398,6 @@ def _uid_name(value: str) -> str:
     return UID(value).name if value else ""
 
 
-DICOM = SourceKind("dicom", EXTENSIONS, magic, DicomSource, streams=True, options=frozenset({"frame", "window"}), frames=frame_count)
+DICOM = SourceKind(
+    "dicom", EXTENSIONS, magic, DicomSource, streams=True, options=frozenset({"frame", "window"}), frames=frame_count
+)

@@ -54,7 +54,9 @@ class Window:
             if self.center is None or self.width is None or not np.isfinite([self.center, self.width]).all():
                 raise ValueError("a window needs a finite centre and width")
             if self.width < (1 if self.function == "LINEAR" else 0) or self.width == 0:
-                raise ValueError(f"window width must be at least 1 for LINEAR and above 0 otherwise, got {self.width:g}")
+                raise ValueError(
+                    f"window width must be at least 1 for LINEAR and above 0 otherwise, got {self.width:g}"
+                )
 
     @classmethod
     def auto(cls) -> "Window":
@@ -110,7 +112,9 @@ class Window:
     def record(self) -> dict[str, Any]:
         """The window as provenance records it: key, name, function, and the centre and width
         (for auto and full range, those they resolved to; None until resolved)."""
-        return {"key": self.key(), "name": self.name, "function": self.function, "center": self.center, "width": self.width}
+        return {
+            "key": self.key(), "name": self.name, "function": self.function, "center": self.center, "width": self.width
+        }
 
 
 def file_windows(header: Any) -> list[Window]:
