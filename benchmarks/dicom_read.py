@@ -54,7 +54,8 @@ def main() -> None:
               f"({native.stat().st_size / 1e6:.1f} MB native, {(folder / 'j2k.dcm').stat().st_size / 1e6:.1f} MB J2K)")
         for label, path in (("native 16-bit", native), ("JPEG 2000 lossless", folder / "j2k.dcm")):
             print(f"{label} {args.cols}x{args.rows}:")
-            print(f"  open (header)                      {median_time(lambda: open_source(path), args.repeat) * 1e3:8.1f} ms")
+            seconds = median_time(lambda: open_source(path), args.repeat)
+            print(f"  open (header)                      {seconds * 1e3:8.1f} ms")
             for window in (None, "auto"):
                 source = open_source(path, window=window)
                 seconds = median_time(source.read, args.repeat)

@@ -218,7 +218,8 @@ def test_uncompressed_ybr_full_becomes_rgb(made) -> None:
 def ybr_full_to_rgb(ybr: np.ndarray) -> np.ndarray:
     """PS3.3 C.7.6.3.1.2's inverse: YBR_FULL -> RGB (float)."""
     y, cb, cr = (ybr[..., i].astype(np.float64) for i in range(3))
-    return np.stack([y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128), y + 1.772 * (cb - 128)], 2)
+    r, g, b = y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128), y + 1.772 * (cb - 128)
+    return np.stack([r, g, b], axis=2)
 
 
 def test_uncompressed_ybr_full_422_becomes_rgb(tmp_path: Path) -> None:
