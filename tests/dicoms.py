@@ -139,6 +139,22 @@ def ct_slice(folder: Path, name: str = "ct.dcm", rows: int = 64, cols: int = 80)
     return Made(save(ds, folder / name), stored)
 
 
+def enhanced_ct(folder: Path, name: str = "enhanced-ct.dcm", frames: int = 3) -> Made:
+    """A multi-frame (Legacy Converted Enhanced) CT of `frames` ct_slice()s 2.5 mm apart, made by
+    highdicom's converter: per-frame plane positions, shared pixel measures and windows in
+    functional groups. `pixels` is frames x rows x cols."""
+    import highdicom as hd
+    from pydicom import dcmread
+
+    slices = [dcmread(ct_slice(folder, f"slice{k}-{name}").path) for k in range(frames)]
+    for k, ds in enumerate(slices):
+        for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
+            setattr(ds, keyword, getattr(slices[0], keyword))
+        ds.InstanceNumber, ds.ImagePositionPatient = k + 1, [-100.0, -80.0, 12.5 + 2.5 * k]
+    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(slices, uid.generate_uid(), 2, uid.generate_uid(), 1)
+    return Made(save(enhanced, folder / name), np.stack([ds.pixel_array for ds in slices]))
+
+
 def voi_lut_item(first_mapped: int, table: np.ndarray, bits: int, explanation: str) -> Dataset:
     """One VOI LUT Sequence item: `table` (uint16) maps values from `first_mapped` on."""
     item = Dataset()

@@ -24,6 +24,7 @@ MAKERS = {
     "ct": dicoms.ct_slice,  # patient coordinates: Frame of Reference kept
     "jpeg": dicoms.jpeg_photo,  # colour, compressed
     "frames": dicoms.multiframe,  # a frame of a legacy multi-frame instance
+    "enhanced": dicoms.enhanced_ct,  # a frame of a multi-frame instance with patient coordinates
 }
 
 
@@ -49,8 +50,11 @@ def sources(tmp_path_factory) -> dict[str, dicoms.Made]:
     return {name: make(folder) for name, make in MAKERS.items()}
 
 
+MULTI_FRAME = ("frames", "enhanced")
+
+
 def frame_of(name: str) -> int:
-    return 1 if name == "frames" else 0
+    return 1 if name in MULTI_FRAME else 0
 
 
 @pytest.mark.parametrize("name", list(MAKERS))
@@ -69,7 +73,7 @@ def test_seg_reads_back_with_the_masks_and_the_reference(tmp_path: Path, sources
         reference = groups.DerivationImageSequence[0].SourceImageSequence[0]
         assert reference.ReferencedSOPInstanceUID == source.SOPInstanceUID
         assert reference.ReferencedSOPClassUID == source.SOPClassUID
-        if name == "frames":
+        if name in MULTI_FRAME:
             assert reference.ReferencedFrameNumber == 2  # DICOM numbers frames from 1
         else:
             assert "ReferencedFrameNumber" not in reference
@@ -81,7 +85,7 @@ def test_seg_reads_back_with_the_masks_and_the_reference(tmp_path: Path, sources
     assert seg.StudyInstanceUID == source.StudyInstanceUID and seg.SeriesInstanceUID != source.SeriesInstanceUID
 
     read = hd.seg.segread(path)  # highdicom reads it too (see the module's docstring on geometry)
-    if name == "frames":
+    if name in MULTI_FRAME:
         pixels = read.get_pixels_by_source_frame(source.SOPInstanceUID, [2])[0]
         assert not read.get_pixels_by_source_frame(source.SOPInstanceUID, [1]).any()
     else:

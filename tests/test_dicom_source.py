@@ -182,6 +182,16 @@ def test_window_keys_round_trip_and_bad_windows_are_refused() -> None:
         Window(40, 400, "CUBIC")
 
 
+def test_enhanced_ct_frames_read_their_functional_groups(tmp_path: Path) -> None:
+    m = dicoms.enhanced_ct(tmp_path)
+    assert frame_count(m.path) == 3
+    with open_source(m.path, frame=2) as source:
+        assert source.window.key() == "linear:40:400" and source.window.name == "SOFT TISSUE"
+        assert source.provenance()["pixel_spacing_mm"] == [0.8, 0.8]  # from the shared Pixel Measures
+        assert source.provenance()["pixel_spacing_source"] == "PixelSpacing"
+        assert_grey(source.read(), linear(m.pixels[2] - 1024.0, 40, 400))  # rescale from the functional groups
+
+
 def test_functional_groups_give_each_frame_its_own_rescale_and_window(tmp_path: Path, made) -> None:
     ds = pydicom.dcmread(made["frames"].path)
     shared = Dataset()
