@@ -1,9 +1,12 @@
 """Image sources: every kind of image basam-ui reads, behind one interface (`base.ImageSource`).
 
 `open_source(path or bytes)` finds the kind that claims the file (by its name and first
-bytes, nothing decoded) and opens it; `image_size`, `looks_like_image` answer from headers.
+bytes, nothing decoded) and opens it; `image_size`, `looks_like_image`, `frame_count` answer
+from headers. Kinds: DICOM (`dicom.py`: first, since a DICOM file may carry any extension),
+photos (`photo.py`).
 A new kind is one module here with a `SourceKind`, added to `KINDS` (first claim wins), and
-nothing else in basam_ui branches on kinds. Pure Python over numpy, Pillow, OpenCV; no torch.
+nothing else in basam_ui branches on kinds. Pure Python over numpy, Pillow, OpenCV and pydicom
+(imported on first use); no torch.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ from typing import Optional
 
 from .base import (
     DEFAULT_MAX_PIXELS, HEAD_BYTES, ImageReadError, ImageSource, ImageTooLargeError, Region, Source, SourceKind,
+    source_name,
 )  # fmt: skip
+from .dicom import DICOM
+from .dicom_window import Window
 from .photo import PHOTO
 
-KINDS: tuple[SourceKind, ...] = (PHOTO,)
+KINDS: tuple[SourceKind, ...] = (DICOM, PHOTO)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "KINDS", "ImageReadError", "ImageSource", "ImageTooLargeError", "Region", "SourceKind",
-    "image_size", "kind_of", "looks_like_image", "named_like_image", "open_source",
+    "Window", "frame_count", "image_size", "kind_of", "looks_like_image", "named_like_image", "open_source",
 ]  # fmt: skip
 
 
@@ -49,17 +55,23 @@ def kind_of(source: Source) -> Optional[SourceKind]:
     return next((kind for kind in KINDS if kind.streams and kind.claims(name, head)), None)
 
 
-def open_source(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageSource:
+def open_source(
+    source: Source, max_pixels: int = DEFAULT_MAX_PIXELS, frame: int = 0, window: Optional[object] = None
+) -> ImageSource:
     """Open an image of any kind.
 
     Arguments:
       source: a path, the file's bytes, or a binary file object.
-      max_pixels: the largest photo read whole (its header is read regardless).
+      max_pixels: the largest image read whole (its header is read regardless).
+      frame: the item of a multi-frame file, 0-based (`frame_count` says how many).
+      window: a display window (a `Window` or its key text) for kinds that window their
+        pixels (monochrome DICOM); None: the file's default.
 
     Returns:
       The opened ImageSource (close it when done).
-    Raises ImageReadError when no kind reads it or its header is damaged; a missing file
-    raises FileNotFoundError as usual.
+    Raises ImageReadError when no kind reads it or its header is damaged, or it has no such
+    frame; ValueError for a window on a kind without windows; a missing file raises
+    FileNotFoundError as usual.
     """
     if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)) and not hasattr(source, "read"):
         raise TypeError(f"expected a path, bytes or a binary file object, got {type(source).__name__}")
@@ -67,7 +79,23 @@ def open_source(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageSo
         if not source.seekable():
             source = io.BytesIO(source.read())
     kind = kind_of(source) or PHOTO  # unclaimed: let the photo reader say what it is not
-    return kind.open(source, max_pixels=max_pixels)
+    options: dict[str, object] = {}
+    if frame != 0:
+        if "frame" not in kind.options:
+            raise ImageReadError(f"{source_name(source)}: a {kind.name} has one frame; there is no frame {frame + 1}")
+        options["frame"] = frame
+    if window is not None:
+        if "window" not in kind.options:
+            raise ValueError(f"{source_name(source)}: a {kind.name} has no display window")
+        options["window"] = window
+    return kind.open(source, max_pixels=max_pixels, **options)
+
+
+def frame_count(source: Source) -> int:
+    """How many items (frames) a file holds, from its header: 1 except for multi-frame DICOM
+    instances. Raises ImageReadError as `open_source` does."""
+    kind = kind_of(source) or PHOTO
+    return kind.frames(source) if kind.frames is not None else 1
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

@@ -91,7 +91,9 @@ class ImageSource(ABC):
 
     def provenance(self) -> dict[str, Any]:
         """Fields of the item worth recording with what is made from it (kind-specific:
-        e.g. a pixel size); never patient-identifying data."""
+        e.g. a pixel size); never patient-identifying data. Values that identify a study
+        without naming the patient (DICOM UIDs) sit under the key "identifying": write them
+        only where that is allowed."""
         return {"kind": self.kind}
 
     def close(self) -> None:
@@ -113,6 +115,9 @@ class SourceKind:
     pyramidal TIFF is a slide, a plain one a photo), `accepts(path)` says yes after a look
     at the header. `open(source, max_pixels=...)` opens it (an ImageSource; raises
     ImageReadError); `streams`: it can read bytes and file objects as well as paths.
+    `options`: the further keywords `open` takes ("frame": the 0-based frame of a
+    multi-frame file; "window": a display window); `frames(source)`: how many frames (items)
+    a file holds, from its header (None: always one).
     """
 
     name: str
@@ -121,6 +126,8 @@ class SourceKind:
     open: Callable[..., ImageSource]
     streams: bool = True
     accepts: Optional[Callable[[str], bool]] = None
+    options: frozenset[str] = frozenset()
+    frames: Optional[Callable[[Source], int]] = None
 
     def claims(self, name: str, head: bytes, path: Optional[str] = None) -> bool:
         """Whether a file called `name` starting with `head` is of this kind (`path` for the
@@ -128,6 +135,13 @@ class SourceKind:
         if os.path.splitext(name)[1].lower() not in self.extensions and not self.magic(head):
             return False
         return self.accepts is None or path is None or self.accepts(path)
+
+
+def check_max_pixels(max_pixels: object) -> int:
+    """`max_pixels` if it is a positive integer; ValueError otherwise."""
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
+        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    return max_pixels
 
 
 def source_name(source: Source) -> str:

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .base import (
-    DEFAULT_MAX_PIXELS, ImageReadError, ImageSource, ImageTooLargeError, Region, Source, SourceKind, scaled_size,
-    source_name,
+    DEFAULT_MAX_PIXELS, ImageReadError, ImageSource, ImageTooLargeError, Region, Source, SourceKind, check_max_pixels,
+    scaled_size, source_name,
 )  # fmt: skip
 
 # Only these decoders run: Pillow's others include ones that shell out (EPS -> Ghostscript).
@@ -70,8 +70,7 @@ class PhotoSource(ImageSource):
     kind = "photo"
 
     def __init__(self, source: Source, max_pixels: int = DEFAULT_MAX_PIXELS):
-        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
-            raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+        check_max_pixels(max_pixels)
         self.name = source_name(source)
         self.path = Path(source) if isinstance(source, (str, os.PathLike)) else None
         self.max_pixels = max_pixels
