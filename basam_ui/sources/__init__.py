@@ -16,12 +16,14 @@ from .base import (
     DEFAULT_MAX_PIXELS, HEAD_BYTES, ImageReadError, ImageSource, ImageTooLargeError, Region, Source, SourceKind,
 )  # fmt: skip
 from .photo import PHOTO
+from .slide import SLIDE
 
-KINDS: tuple[SourceKind, ...] = (PHOTO,)
+# first claim wins: a pyramidal TIFF is a slide before the photo reader would take any TIFF
+KINDS: tuple[SourceKind, ...] = (SLIDE, PHOTO)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "KINDS", "ImageReadError", "ImageSource", "ImageTooLargeError", "Region", "SourceKind",
-    "image_size", "kind_of", "looks_like_image", "open_source",
+    "companion_names", "image_size", "kind_of", "looks_like_image", "open_source",
 ]  # fmt: skip
 
 
@@ -89,3 +91,15 @@ def looks_like_image(path: str | os.PathLike, name: Optional[str] = None) -> boo
     except OSError:
         return False
     return any(kind.magic(head) for kind in KINDS)
+
+
+def companion_names(path: str | os.PathLike) -> list[str]:
+    """Names of the entries beside the image file `path` that are parts of the same item (a
+    MIRAX slide's folder, the files of a Hamamatsu VMS index), for kinds whose items are
+    several files; [] otherwise. A folder listing shows such an item once, as `path`."""
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lower()
+    for kind in KINDS:
+        if kind.companions is not None and extension in kind.extensions:
+            return kind.companions(path)
+    return []

@@ -109,6 +109,9 @@ class SourceKind:
     pyramidal TIFF is a slide, a plain one a photo), `accepts(path)` says yes after a look
     at the header. `open(source, max_pixels=...)` opens it (an ImageSource; raises
     ImageReadError); `streams`: it can read bytes and file objects as well as paths.
+    `companions(path)`, for kinds whose item is several files (a MIRAX `.mrxs` and its
+    folder), names the other entries of the file's folder that belong to the item, so that a
+    folder listing shows the item once.
     """
 
     name: str
@@ -117,6 +120,7 @@ class SourceKind:
     open: Callable[..., ImageSource]
     streams: bool = True
     accepts: Optional[Callable[[str], bool]] = None
+    companions: Optional[Callable[[str], list[str]]] = None
 
     def claims(self, name: str, head: bytes, path: Optional[str] = None) -> bool:
         """Whether a file called `name` starting with `head` is of this kind (`path` for the
