@@ -18,7 +18,6 @@ makes even a 100,000 x 80,000 px slide quick to write.
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from pathlib import Path
 from typing import Iterator, Optional
@@ -33,6 +32,9 @@ LOW, HIGH = 60, 200
 def block_red(bx: np.ndarray, by: np.ndarray) -> np.ndarray:
     """The red of level-0 block (bx, by) (broadcast)."""
     return (30 + 10 * ((bx + 3 * by) % 20)).astype(np.uint8)
+
+
+_RED = block_red(np.arange(40), 0)  # red by (bx % 20) + (3 * by % 20), a sum below 40
 
 
 def _stripe_values(start: int, count: int, level: int, limit: int) -> np.ndarray:
@@ -52,6 +54,21 @@ def _stripe_values(start: int, count: int, level: int, limit: int) -> np.ndarray
     return out
 
 
+def _axis(start: int, count: int, level: int, limit: int, weight: int) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis: each pixel's share of the red index (weight * block % 20) and its stripe."""
+    blocks = (np.arange(start, start + count) << level) // BLOCK
+    return ((weight * blocks) % 20).astype(np.uint8), _stripe_values(start, count, level, limit)
+
+
+def _compose(columns: tuple[np.ndarray, np.ndarray], rows: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    (red_x, green), (red_y, blue) = columns, rows
+    out = np.empty((len(red_y), len(red_x), 3), np.uint8)
+    out[..., 0] = _RED[red_x[None, :] + red_y[:, None]]
+    out[..., 1] = green[None, :]
+    out[..., 2] = blue[:, None]
+    return out
+
+
 def level_size(size: tuple[int, int], level: int) -> tuple[int, int]:
     """(width, height) of `level` of a slide whose level 0 is `size` (halved, rounded up)."""
     n = 1 << level
@@ -62,28 +79,23 @@ def pattern(x: int, y: int, width: int, height: int, level: int = 0, size: Optio
     """The pattern's pixels: `height` x `width` x 3 uint8 of level `level` from level pixel
     (x, y). `size` is level 0's (width, height), needed for the partial windows at the edges
     of levels >= 2 (default: no partial windows)."""
-    n = 1 << level
     limit_x, limit_y = size if size is not None else (1 << 62, 1 << 62)
-    bx = (np.arange(x, x + width) * n) // BLOCK
-    by = (np.arange(y, y + height) * n) // BLOCK
-    out = np.empty((height, width, 3), np.uint8)
-    out[..., 0] = block_red(bx[None, :], by[:, None])
-    out[..., 1] = _stripe_values(x, width, level, limit_x)[None, :]
-    out[..., 2] = _stripe_values(y, height, level, limit_y)[:, None]
-    return out
+    return _compose(_axis(x, width, level, limit_x, 1), _axis(y, height, level, limit_y, 3))
 
 
 def _tiles(size: tuple[int, int], level: int, tile: int, compress_level: int) -> Iterator[bytes]:
-    """Level `level`'s tiles, row by row, deflate-compressed (each distinct tile once)."""
+    """Level `level`'s tiles, row by row, deflate-compressed (each distinct tile once: a
+    tile is known by its rows' and columns' values)."""
     width, height = level_size(size, level)
     encoded: dict[bytes, bytes] = {}
     for ty in range(0, height, tile):
+        rows = _axis(ty, min(tile, height - ty), level, size[1], 3)
         for tx in range(0, width, tile):
-            w, h = min(tile, width - tx), min(tile, height - ty)
-            pixels = np.zeros((tile, tile, 3), np.uint8)  # edge tiles are padded
-            pixels[:h, :w] = pattern(tx, ty, w, h, level, size)
-            key = hashlib.blake2b(pixels.tobytes(), digest_size=16).digest()
+            columns = _axis(tx, min(tile, width - tx), level, size[0], 1)
+            key = b"|".join(a.tobytes() for a in (*columns, *rows))
             if key not in encoded:
+                pixels = np.zeros((tile, tile, 3), np.uint8)  # edge tiles are padded
+                pixels[: len(rows[0]), : len(columns[0])] = _compose(columns, rows)
                 encoded[key] = zlib.compress(pixels.tobytes(), compress_level)
             yield encoded[key]
 
@@ -156,3 +168,22 @@ def write_fake_aperio(path: Path, size: tuple[int, int] = (1024, 768)) -> Path:
         tiff.write(associated(300, 100), description=f"{header}label 300x100", subfiletype=1, **common)
         tiff.write(associated(400, 120), description=f"{header}macro 400x120", subfiletype=9, **common)
     return path
+
+
+BIG = (20000, 16000)  # 320 MP: over the photo limit; 4 levels, 0.25 um/px
+SMALL = (2048, 1536)  # 3 levels, no pixel size
+
+
+def write_test_slides(folder: Path) -> dict[str, Path]:
+    """The slides most tests use (about a second to write): "big" (BIG, 4 levels, mpp 0.25),
+    "small" (SMALL, 3 levels, no mpp), "odd" (3001 x 2003, 3 levels: downsamples not exact
+    powers of two), "plain" (a tiled one-level TIFF: a photo) and "aperio" (a fake .svs whose
+    associated images and properties carry PATIENT)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "big": write_slide(folder / "big.tif", BIG, levels=4, mpp=0.25),
+        "small": write_slide(folder / "small.tiff", SMALL, levels=3, mpp=None),
+        "odd": write_slide(folder / "odd.tif", (3001, 2003), levels=3, mpp=0.5),
+        "plain": write_plain_tiff(folder / "plain.tif", (1000, 700)),
+        "aperio": write_fake_aperio(folder / "fake.svs"),
+    }
