@@ -79,12 +79,12 @@ def geometry_json(geometry: Any) -> dict:
     from shapely.geometry import MultiPolygon
     from shapely.geometry.polygon import orient
 
-    geometry = polygonal(geometry)
+    geometry = polygonal(shapely.set_precision(polygonal(geometry), 10.0**-COORDINATE_DECIMALS))
     if isinstance(geometry, MultiPolygon):
         geometry = MultiPolygon([orient(p, 1.0) for p in geometry.geoms])
     else:
         geometry = orient(geometry, 1.0)
-    return json.loads(shapely.to_geojson(shapely.set_precision(geometry, 10.0**-COORDINATE_DECIMALS)))
+    return json.loads(shapely.to_geojson(geometry))
 
 
 def annotation_feature(obj: SlideObject) -> dict:
