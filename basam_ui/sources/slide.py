@@ -178,6 +178,8 @@ class SlideSource(ImageSource):
             rgba = np.asarray(self.openslide.read_region(location, level, size))
         except openslide.OpenSlideError as e:
             raise ImageReadError(f"{self.name}: cannot read the slide's pixels ({e})") from e
+        if rgba[..., 3].min() == 255:  # opaque (the usual case): no blend, no copy
+            return rgba[..., :3]
         return on_white(rgba[..., :3], rgba[..., 3])
 
     def files(self) -> list[Path]:
