@@ -14,9 +14,11 @@ import openslide
 import pytest
 from PIL import Image
 
+from basam_ui.checkpoints import sha256_file
 from basam_ui.project.scan import scan_folder
 from basam_ui.sources import (
-    ImageReadError, ImageTooLargeError, Region, companion_names, image_size, kind_of, looks_like_image, open_source,
+    ImageReadError, ImageTooLargeError, Region, companion_names, identity, image_size, kind_of, looks_like_image,
+    open_source,
 )  # fmt: skip
 from basam_ui.sources import pyramid
 from basam_ui.sources.photo import PhotoSource
@@ -224,6 +226,7 @@ def test_fingerprint_is_stable_and_tells_slides_apart(slides, tmp_path):
     with open_source(slides["big"]) as a, open_source(slides["big"]) as b:
         first = a.fingerprint()
         assert first == b.fingerprint() and len(first) == 64 and int(first, 16) >= 0
+    assert identity(slides["big"]) == (first, BIG)
     moved = tmp_path / "renamed.tif"
     shutil.copy(slides["big"], moved)
     with open_source(moved) as source:
@@ -251,6 +254,8 @@ def test_fingerprint_reads_little_of_a_large_file(slides, tmp_path):
     assert elapsed < 1.0, f"fingerprint took {elapsed:.2f} s"
     with open_source(slides["big"]) as source:
         assert fingerprint != source.fingerprint()
+    with open_source(slides["plain"]) as photo:  # photos keep the file's SHA-256
+        assert photo.fingerprint() == sha256_file(slides["plain"]) == identity(slides["plain"])[0]
 
 
 # -- multi-file slides in a folder ---------------------------------------------------------

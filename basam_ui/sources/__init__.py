@@ -23,7 +23,7 @@ KINDS: tuple[SourceKind, ...] = (SLIDE, PHOTO)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "KINDS", "ImageReadError", "ImageSource", "ImageTooLargeError", "Region", "SourceKind",
-    "companion_names", "image_size", "kind_of", "looks_like_image", "open_source",
+    "companion_names", "identity", "image_size", "kind_of", "looks_like_image", "open_source",
 ]  # fmt: skip
 
 
@@ -56,7 +56,8 @@ def open_source(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageSo
 
     Arguments:
       source: a path, the file's bytes, or a binary file object.
-      max_pixels: the largest photo read whole (its header is read regardless).
+      max_pixels: the most pixels a read may return (a photo is refused whole above it; a
+        slide refuses a region at a scale above it). Headers are read regardless.
 
     Returns:
       The opened ImageSource (close it when done).
@@ -76,6 +77,14 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) of an image upright, from its header (no pixels decoded)."""
     with open_source(path) as opened:
         return opened.size
+
+
+def identity(path: str | os.PathLike) -> tuple[str, tuple[int, int]]:
+    """(fingerprint, (width, height)) of an image file in one opening: what a project records
+    when an item is opened. The fingerprint is the file's SHA-256 for photos and a cheap
+    identity for slides (`SlideSource.fingerprint`: never gigabytes hashed)."""
+    with open_source(path) as opened:
+        return opened.fingerprint(), opened.size
 
 
 def looks_like_image(path: str | os.PathLike, name: Optional[str] = None) -> bool:

@@ -26,7 +26,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .base import DEFAULT_MAX_PIXELS, ImageReadError, ImageTooLargeError, ImageSource, Region, Source, SourceKind, scaled_size, source_name  # fmt: skip
+from .base import (
+    DEFAULT_MAX_PIXELS, ImageReadError, ImageSource, ImageTooLargeError, Region, Source, SourceKind, scaled_size,
+    source_name,
+)  # fmt: skip
 from .photo import on_white
 from .pyramid import read_from_pyramid
 
