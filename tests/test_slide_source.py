@@ -5,6 +5,7 @@ associated images (label, macro, thumbnail) never come out."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import time
@@ -306,7 +307,7 @@ def test_associated_images_never_come_out(slides, monkeypatch):
         for level, (cols, rows) in enumerate(tiles.level_tiles):
             for col in range(cols):
                 for row in range(rows):
-                    produced.append(np.asarray(Image.open(__import__("io").BytesIO(tiles.tile(level, col, row)))))
+                    produced.append(np.asarray(Image.open(io.BytesIO(tiles.tile(level, col, row)))))
         tiles.close()
     assert not any(PATIENT in text or "DOE" in text for text in texts)
     for pixels in produced:

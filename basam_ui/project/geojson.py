@@ -19,7 +19,6 @@ PROVENANCE_KEY = "basam_ui"
 COORDINATE_DECIMALS = 3  # level-0 pixels to 1/1000: far finer than any mask
 
 Color = Union[str, Sequence[int]]  # "#rrggbb" or (r, g, b)
-Ring = Sequence[Sequence[float]]
 
 
 @dataclass(frozen=True)
