@@ -3,7 +3,10 @@
 `scan_folder(DIR)` walks DIR recursively and returns the image paths relative to DIR (POSIX
 separators, sorted) and the other files as skipped. Hidden files and folders (names starting
 with ".", which includes the default database folder `.basam-ui`) are not listed, nor are
-folders holding an `EXPORT_MARKER` file (exports written inside the project folder).
+folders holding an `EXPORT_MARKER` file (exports written inside the project folder). An item
+made of several files (a MIRAX slide `X.mrxs` with its folder `X`, a Hamamatsu `.vms` index
+with its image files) is listed once, as its main file; its other parts are neither listed
+nor skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
-from ..sources import looks_like_image, named_like_image
+from ..sources import companion_names, looks_like_image, named_like_image
 
 EXPORT_MARKER = ".basam-ui-export"
 
@@ -48,8 +51,9 @@ def scan_folder(root: PathLike) -> ScanResult:
             continue
         if prefix and any(entry.name == EXPORT_MARKER for entry in entries):
             continue
+        parts = {name for entry in entries if not entry.name.startswith(".") for name in _companions(entry)}
         for entry in entries:
-            if entry.name.startswith("."):
+            if entry.name.startswith(".") or entry.name in parts:
                 continue
             rel = f"{prefix}/{entry.name}" if prefix else entry.name
             try:
@@ -70,3 +74,11 @@ def scan_folder(root: PathLike) -> ScanResult:
     result.images.sort()
     result.skipped.sort()
     return result
+
+
+def _companions(entry: os.DirEntry) -> list[str]:
+    """The other parts of a multi-file item whose main file is `entry` ([] for most files)."""
+    try:
+        return companion_names(entry.path) if entry.is_file() else []
+    except OSError:
+        return []

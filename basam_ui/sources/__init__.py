@@ -3,10 +3,11 @@
 `open_source(path or bytes)` finds the kind that claims the file (by its name and first
 bytes, nothing decoded) and opens it; `image_size`, `looks_like_image`, `frame_count` answer
 from headers. Kinds: DICOM (`dicom.py`: first, since a DICOM file may carry any extension),
-photos (`photo.py`).
+whole-slide images (`slide.py`: vendor formats and pyramidal TIFFs, read by region), photos
+(`photo.py`).
 A new kind is one module here with a `SourceKind`, added to `KINDS` (first claim wins), and
-nothing else in basam_ui branches on kinds. Pure Python over numpy, Pillow, OpenCV and pydicom
-(imported on first use); no torch.
+nothing else in basam_ui branches on kinds. Pure Python over numpy, Pillow, OpenCV, pydicom and
+OpenSlide (imported on first use); no torch.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ from .base import (
 from .dicom import DICOM
 from .dicom_window import Window
 from .photo import PHOTO
+from .slide import SLIDE
 
-KINDS: tuple[SourceKind, ...] = (DICOM, PHOTO)
+# first claim wins: DICOM first (a DICOM file may carry any extension), then a pyramidal TIFF
+# is a slide before the photo reader would take any TIFF
+KINDS: tuple[SourceKind, ...] = (DICOM, SLIDE, PHOTO)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "KINDS", "ImageReadError", "ImageSource", "ImageTooLargeError", "Region", "SourceKind",
-    "Window", "frame_count", "image_size", "kind_of", "looks_like_image", "named_like_image", "open_source",
+    "Window", "companion_names", "frame_count", "identity", "image_size", "kind_of", "looks_like_image",
+    "named_like_image", "open_source",
 ]  # fmt: skip
 
 
@@ -62,7 +67,8 @@ def open_source(
 
     Arguments:
       source: a path, the file's bytes, or a binary file object.
-      max_pixels: the largest image read whole (its header is read regardless).
+      max_pixels: the most pixels a read may return (a photo is refused whole above it; a
+        slide refuses a region at a scale above it). Headers are read regardless.
       frame: the item of a multi-frame file, 0-based (`frame_count` says how many).
       window: a display window (a `Window` or its key text) for kinds that window their
         pixels (monochrome DICOM); None: the file's default.
@@ -104,10 +110,14 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         return opened.size
 
 
-def named_like_image(name: str) -> bool:
-    """True when some kind claims files with this name's extension."""
-    extension = os.path.splitext(name)[1].lower()
-    return any(extension in kind.extensions for kind in KINDS)
+# first claim wins: DICOM first (a DICOM file may carry any extension), then a pyramidal TIFF
+# is a slide before the photo reader would take any TIFF
+KINDS: tuple[SourceKind, ...] = (DICOM, SLIDE, PHOTO)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS", "KINDS", "ImageReadError", "ImageSource", "ImageTooLargeError", "Region", "SourceKind",
+    "Window", "companion_names", "frame_count", "identity", "image_size", "kind_of", "looks_like_image",
+    "named_like_image", "open_source",
 
 
 def looks_like_image(path: str | os.PathLike, name: Optional[str] = None) -> bool:
@@ -122,3 +132,15 @@ def looks_like_image(path: str | os.PathLike, name: Optional[str] = None) -> boo
     except OSError:
         return False
     return any(kind.magic(head) for kind in KINDS)
+
+
+def companion_names(path: str | os.PathLike) -> list[str]:
+    """Names of the entries beside the image file `path` that are parts of the same item (a
+    MIRAX slide's folder, the files of a Hamamatsu VMS index), for kinds whose items are
+    several files; [] otherwise. A folder listing shows such an item once, as `path`."""
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lower()
+    for kind in KINDS:
+        if kind.companions is not None and extension in kind.extensions:
+            return kind.companions(path)
+    return []

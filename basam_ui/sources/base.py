@@ -118,6 +118,9 @@ class SourceKind:
     `options`: the further keywords `open` takes ("frame": the 0-based frame of a
     multi-frame file; "window": a display window); `frames(source)`: how many frames (items)
     a file holds, from its header (None: always one).
+    `companions(path)`, for kinds whose item is several files (a MIRAX `.mrxs` and its
+    folder), names the other entries of the file's folder that belong to the item, so that a
+    folder listing shows the item once.
     """
 
     name: str
@@ -128,6 +131,7 @@ class SourceKind:
     accepts: Optional[Callable[[str], bool]] = None
     options: frozenset[str] = frozenset()
     frames: Optional[Callable[[Source], int]] = None
+    companions: Optional[Callable[[str], list[str]]] = None
 
     def claims(self, name: str, head: bytes, path: Optional[str] = None) -> bool:
         """Whether a file called `name` starting with `head` is of this kind (`path` for the

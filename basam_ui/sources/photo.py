@@ -208,7 +208,7 @@ def _to_rgb8(image: Image.Image) -> np.ndarray:
         return np.repeat(gray[..., None], 3, axis=2)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = np.asarray(image.convert("RGBA"))
-        return _on_white(rgba[..., :3], rgba[..., 3])
+        return on_white(rgba[..., :3], rgba[..., 3])
     return np.array(image.convert("RGB"))
 
 
@@ -228,7 +228,7 @@ def _rgb8_from_opencv(data: bytes, name: str) -> np.ndarray:
         rgb = np.repeat(rgb, 3, axis=2)
     if channels in (2, 4):
         alpha = (pixels[..., channels - 1].astype(np.float32) * (255.0 / full_scale) + 0.5).astype(np.uint8)
-        return _on_white(rgb, alpha)
+        return on_white(rgb, alpha)
     return rgb
 
 
@@ -248,7 +248,7 @@ def stretch_to_uint8(values: np.ndarray, full_scale: float) -> np.ndarray:
     return data.astype(np.uint8)
 
 
-def _on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Composite uint8 `rgb` over white with uint8 `alpha` (255 = opaque)."""
     if alpha.min() == 255:
         return np.ascontiguousarray(rgb)
