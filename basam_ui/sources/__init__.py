@@ -110,14 +110,18 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         return opened.size
 
 
-# first claim wins: DICOM first (a DICOM file may carry any extension), then a pyramidal TIFF
-# is a slide before the photo reader would take any TIFF
-KINDS: tuple[SourceKind, ...] = (DICOM, SLIDE, PHOTO)
+def named_like_image(name: str) -> bool:
+    """True when some kind claims files with this name's extension."""
+    extension = os.path.splitext(name)[1].lower()
+    return any(extension in kind.extensions for kind in KINDS)
 
-__all__ = [
-    "DEFAULT_MAX_PIXELS", "KINDS", "ImageReadError", "ImageSource", "ImageTooLargeError", "Region", "SourceKind",
-    "Window", "companion_names", "frame_count", "identity", "image_size", "kind_of", "looks_like_image",
-    "named_like_image", "open_source",
+
+def identity(path: str | os.PathLike) -> tuple[str, tuple[int, int]]:
+    """(fingerprint, (width, height)) of an image file in one opening: what a project records
+    when an item is opened. The fingerprint is the file's SHA-256 for photos and a cheap
+    identity for slides (`SlideSource.fingerprint`: never gigabytes hashed)."""
+    with open_source(path) as opened:
+        return opened.fingerprint(), opened.size
 
 
 def looks_like_image(path: str | os.PathLike, name: Optional[str] = None) -> bool:
