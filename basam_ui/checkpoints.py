@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from .vocabulary import DEFAULT_MODEL_TYPE, MODEL_TYPES
+from .vocabulary import MODEL_TYPES
 
 CHECKPOINT_DIR_ENV = "BASAM_UI_CHECKPOINT_DIR"
 

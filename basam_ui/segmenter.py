@@ -227,7 +227,6 @@ class Segmenter:
             raise ValueError(f"full_res must be 'all' or 'best', got {full_res!r}")
         prompts = Prompts.from_arrays(point_coords, point_labels, box, mask_input)
         points, labels, box_xyxy = prompts.model_inputs(embedding.original_size)
-        size = embedding.size
         scale = np.array(embedding.input_size[::-1], dtype=np.float64) / np.array(
             embedding.original_size[::-1], dtype=np.float64
         )

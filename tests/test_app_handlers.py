@@ -479,7 +479,6 @@ def _args(tmp_path, *argv) -> argparse.Namespace:
 
 def test_command_reports_a_failed_download_without_a_traceback(tmp_path, monkeypatch, capsys):
     from basam_ui import checkpoints
-    from basam_ui.web.common import serve as common_serve
     from basam_ui.web.compare import serve as server
 
     def offline(model_type, directory=None, **kwargs):
@@ -492,7 +491,6 @@ def test_command_reports_a_failed_download_without_a_traceback(tmp_path, monkeyp
 
 
 def test_command_reports_a_bad_checkpoint(tmp_path, capsys):
-    from basam_ui.web.common import serve as common_serve
     from basam_ui.web.compare import serve as server
 
     bad = tmp_path / "mobile_sam.pt"
@@ -503,7 +501,6 @@ def test_command_reports_a_bad_checkpoint(tmp_path, capsys):
 
 def test_checkpoints_found_populate_the_models_and_load_lazily(tmp_path, checkpoint_files):
     from basam_ui.web.common import serve as common_serve
-    from basam_ui.web.compare import serve as server
 
     folder = checkpoint_files["vit_t"].parent
     engine = common_serve.engine_from_args(_args(tmp_path, "--checkpoint-dir", str(folder), "--device", "cpu"))
@@ -537,7 +534,6 @@ def test_space_entry_point_exposes_the_demo(monkeypatch, tmp_path):
 
 def test_space_without_a_checkpoint_stops_with_the_download_message(monkeypatch, tmp_path):
     from basam_ui import checkpoints
-    from basam_ui.web.common import serve as common_serve
     from basam_ui.web.compare import serve as server
 
     def offline(model_type, directory=None, **kwargs):

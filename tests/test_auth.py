@@ -17,7 +17,6 @@ import pytest
 from browser import free_port, serve
 from basam_ui.web.common import auth
 from basam_ui.web.common import events as common
-from basam_ui.web.compare import events as compare
 from basam_ui.web.common.auth import AuthError
 from photos import CORGI
 
@@ -187,7 +186,6 @@ def test_command_with_allow_anonymous_serves_on_all_addresses(tmp_path):
 def test_command_passes_its_logins_to_gradio(tmp_path, monkeypatch):
     """`basam-ui --host 0.0.0.0 --auth-file F --auth U:P`: launch gets both logins."""
     from basam_ui.cli import build_parser
-    from basam_ui.web.common import serve as common_serve
     from basam_ui.web.compare import serve as server
 
     path = tmp_path / "logins"
@@ -206,7 +204,6 @@ def test_command_passes_its_logins_to_gradio(tmp_path, monkeypatch):
 def test_space_reads_its_logins_from_the_secret(tmp_path, monkeypatch, capsys):
     import shutil
 
-    from basam_ui.web.common import serve as common_serve
     from basam_ui.web.compare import serve as server
 
     monkeypatch.setenv("BASAM_UI_RANDOM_WEIGHTS", "1")

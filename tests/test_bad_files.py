@@ -90,7 +90,7 @@ def test_files_replaced_or_deleted_between_scan_and_open(tmp_path):
     with Project.open(root) as project:
         first, second = project.images()[:2]
         project.open_image(first.id)
-        project.commit_object(first.id, blob(first_size := 48, 64, 0), "object", provenance())
+        project.commit_object(first.id, blob(48, 64, 0), "object", provenance())
         Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(project.file_path(first))  # replaced after annotating
         (project.file_path(second)).unlink()  # deleted after the scan
         replaced, _ = project.open_image(first.id)

@@ -18,7 +18,6 @@ import fork_gpu
 from browser import free_port
 from basam_ui.web.common import events as common
 from basam_ui.web.compare import api
-from basam_ui.web.compare import events as compare
 from basam_ui.web.common.engine import AppEngine
 from basam_ui.web.common.gpu_work import decode_duration, encode_duration
 from basam_ui.web.common.session import AppError, Session, Settings
@@ -194,7 +193,6 @@ def test_real_spaces_without_zero_gpu_runs_as_before(vit_t, tmp_path, monkeypatc
     import spaces
 
     from basam_ui.web.common import serve as common_serve
-    from basam_ui.web.compare import serve as server
 
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     assert common_serve.zero_gpu() is None
@@ -217,7 +215,6 @@ def test_under_zero_gpu_models_load_on_the_cpu(tmp_path, monkeypatch):
 
     from basam_ui.cli import build_parser
     from basam_ui.web.common import serve as common_serve
-    from basam_ui.web.compare import serve as server
 
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     monkeypatch.setitem(sys.modules, "spaces", fork_gpu)

@@ -19,7 +19,7 @@ from .editing import ObjectEditing
 from .files import ImageFiles
 from .objects import LIVE
 from .records import IMAGE_COLUMNS, ImageRecord, Progress, image_by_id, image_from_row, path_for_db
-from .scan import scan_folder
+from .scan import ScanResult, scan_folder
 from .schema import ProjectDatabaseError, ProjectError, default_db_path, open_database
 
 PathLike = Union[str, os.PathLike]

@@ -6,6 +6,7 @@ one module of this package (`photo.py`, ...), registered in `sources/__init__.py
 
 from __future__ import annotations
 
+import io
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -104,6 +105,41 @@ class ImageSource(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class FileSource(ImageSource):
+    """A source read from a file and decoded whole (a photo, a DICOM frame): a path, or bytes
+    kept in memory (a stream is read once, as it may not be read again). `take(source)` sets
+    `name`, `path` and the bytes; `stream()` opens it for reading, as often as needed; `check`
+    refuses an image over `max_pixels` before anything is decoded."""
+
+    _data: Optional[bytes] = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def check(self) -> None:
+        """ImageTooLargeError when the image has more pixels than `max_pixels` (it would be
+        decoded whole), from the header."""
+        width, height = self.size
+        if width * height > self.max_pixels:
+            raise ImageTooLargeError(
+                f"{self.name}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
+                f"{self.max_pixels:,} pixels"
+            )
+
+    def take(self, source: Source) -> None:
+        self.name = source_name(source)
+        self.path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+        self._data = None
+        if self.path is None:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                self._data = bytes(source)
+            elif hasattr(source, "read"):
+                self._data = source.read()
+            else:
+                raise TypeError(f"expected a path, bytes or a binary file object, got {type(source).__name__}")
+
+    def stream(self) -> BinaryIO:
+        return open(self.path, "rb") if self.path is not None else io.BytesIO(self._data)
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
-import os
 import struct
-from pathlib import Path
 from typing import Any, BinaryIO, Optional, Union
 
 import numpy as np
 
 from .base import (
-    DEFAULT_MAX_PIXELS, ImageReadError, ImageSource, ImageTooLargeError, Region, Source, SourceKind, check_max_pixels,
-    source_name,
+    DEFAULT_MAX_PIXELS, FileSource, ImageReadError, Region, Source, SourceKind, check_max_pixels,
 )  # fmt: skip
 from .dicom_window import VOI_LUT, Window, file_windows, grey_levels, modality_values, resolve, to_uint8
 
@@ -58,7 +55,7 @@ def magic(head: bytes) -> bool:
     return head[PREAMBLE : PREAMBLE + 4] == b"DICM"
 
 
-class DicomSource(ImageSource):
+class DicomSource(FileSource):
     """One frame of a DICOM image.
 
     Arguments:
@@ -82,17 +79,9 @@ class DicomSource(ImageSource):
         window: Union[Window, str, None] = None,
     ):  # fmt: skip
         self.max_pixels = check_max_pixels(max_pixels)
-        self.path = Path(source) if isinstance(source, (str, os.PathLike)) else None
-        self._data: Optional[bytes] = None
-        if self.path is None:  # bytes or a stream: keep the bytes, streams may not be re-readable
-            if isinstance(source, (bytes, bytearray, memoryview)):
-                self._data = bytes(source)
-            elif hasattr(source, "read"):
-                self._data = source.read()
-            else:
-                raise TypeError(f"expected a path, bytes or a binary file object, got {type(source).__name__}")
-        self.name = file_name = source_name(source)
-        with self._stream() as fp:
+        self.take(source)
+        file_name = self.name
+        with self.stream() as fp:
             dataset = _read_header(fp, file_name)
             _check_image(dataset, fp, file_name)
         self.frames = int(dataset.get("NumberOfFrames", 1) or 1)
@@ -113,9 +102,6 @@ class DicomSource(ImageSource):
         )
         self.window: Optional[Window] = self._choose(window)
         self._resolved = self.window if self.window is None or self.window.center is not None else None
-
-    def _stream(self) -> BinaryIO:
-        return open(self.path, "rb") if self.path is not None else io.BytesIO(self._data)  # type: ignore[arg-type]
 
     def _choose(self, window: Union[Window, str, None]) -> Optional[Window]:
         if not self.windows:
@@ -151,19 +137,14 @@ class DicomSource(ImageSource):
     def read(self, region: Optional[Region] = None, scale: float = 1.0) -> np.ndarray:
         from .photo import cut
 
-        width, height = self.size
-        if width * height > self.max_pixels:
-            raise ImageTooLargeError(
-                f"{self.name}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
-                f"{self.max_pixels:,} pixels"
-            )
+        self.check()
         stored = self._decode()
         return cut(self._render(stored), region, scale)
 
     def _decode(self) -> np.ndarray:
         from pydicom.pixels import pixel_array
 
-        with self._stream() as fp:
+        with self.stream() as fp:
             try:
                 stored = pixel_array(fp, index=self.frame)
             except Exception as e:  # the decoders raise anything from ValueError to RuntimeError

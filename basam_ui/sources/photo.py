@@ -9,19 +9,15 @@ pixel limit is refused from its header, before anything is decoded.
 
 from __future__ import annotations
 
-import io
-import os
 import struct
 import threading
-from pathlib import Path
 from typing import BinaryIO, Optional
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from .base import (
-    DEFAULT_MAX_PIXELS, ImageReadError, ImageSource, ImageTooLargeError, Region, Source, SourceKind, check_max_pixels,
-    scaled_size, source_name,
+    DEFAULT_MAX_PIXELS, FileSource, ImageReadError, Region, Source, SourceKind, check_max_pixels, scaled_size,
 )  # fmt: skip
 
 # Only these decoders run: Pillow's others include ones that shell out (EPS -> Ghostscript).
@@ -63,26 +59,16 @@ def magic(head: bytes) -> bool:
     return head.startswith(MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-class PhotoSource(ImageSource):
+class PhotoSource(FileSource):
     """A photo file (or bytes, or a binary stream): the header is read on opening, the pixels
     by `read` (the whole image is decoded; a region is cut from it)."""
 
     kind = "photo"
 
     def __init__(self, source: Source, max_pixels: int = DEFAULT_MAX_PIXELS):
-        check_max_pixels(max_pixels)
-        self.name = source_name(source)
-        self.path = Path(source) if isinstance(source, (str, os.PathLike)) else None
-        self.max_pixels = max_pixels
-        self._data: Optional[bytes] = None
-        if self.path is None:  # bytes or a stream: keep the bytes, streams may not be re-readable
-            if isinstance(source, (bytes, bytearray, memoryview)):
-                self._data = bytes(source)
-            elif hasattr(source, "read"):
-                self._data = source.read()
-            else:
-                raise TypeError(f"expected a path, bytes or a binary file object, got {type(source).__name__}")
-        with self._stream() as fp, _unlimited():
+        self.max_pixels = check_max_pixels(max_pixels)
+        self.take(source)
+        with self.stream() as fp, _unlimited():
             image = _open_header(fp, self.name)
             self.raw_size = image.size  # as stored, before EXIF orientation
             self.format = image.format
@@ -91,27 +77,14 @@ class PhotoSource(ImageSource):
             except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
                 raise ImageReadError(f"{self.name}: cannot read the image header ({e})") from e
 
-    def _stream(self) -> BinaryIO:
-        return open(self.path, "rb") if self.path is not None else io.BytesIO(self._data)
-
     @property
     def size(self) -> tuple[int, int]:
         width, height = self.raw_size
         return (height, width) if self.orientation in (5, 6, 7, 8) else (width, height)
 
-    def check(self) -> None:
-        """ImageTooLargeError when the image has more pixels than `max_pixels` (a photo is
-        decoded whole, so this is from the header, before any decoding)."""
-        width, height = self.raw_size
-        if width * height > self.max_pixels:
-            raise ImageTooLargeError(
-                f"{self.name}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
-                f"{self.max_pixels:,} pixels"
-            )
-
     def read(self, region: Optional[Region] = None, scale: float = 1.0) -> np.ndarray:
         self.check()
-        with self._stream() as fp, _PILLOW_LIMIT_LOCK:
+        with self.stream() as fp, _PILLOW_LIMIT_LOCK:
             saved_limit = Image.MAX_IMAGE_PIXELS
             try:
                 # Pillow re-checks while decoding (e.g. TIFF tile sizes): let it use our limit

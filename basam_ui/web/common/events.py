@@ -13,11 +13,10 @@ so changing NSF, BM-AM or beta only encodes the BA-SAM side, and a prompt never 
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
