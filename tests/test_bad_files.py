@@ -225,7 +225,7 @@ def test_the_page_shows_an_unreadable_image_with_its_reason_and_moves_on(bad, en
         # the HTML name shows as its characters, never as markup
         state = annotate.open_image(engine, project, state, project.image_by_path(HTML_NAME).id)
         status = annotate_view.status_text(project, state)
-        assert "<img" not in status and "&lt;img src=x onerror=alert\\(1\\)&gt;" in status
+        assert "<img" not in status and "&lt;img src=x onerror=alert(1)&gt;" in status
 
 
 def test_a_commit_needs_the_annotators_name(bad, engine):

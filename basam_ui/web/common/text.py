@@ -7,7 +7,10 @@ from __future__ import annotations
 import html
 import re
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+# what makes Markdown out of plain text anywhere in a line (emphasis, code, links, tables,
+# strike-through; "<" and ">" are HTML-escaped); "." or "-" only matter at a line's start,
+# where these texts never stand
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
 
 
 def literal(text: object) -> str:
