@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, Optional, Union
 import numpy as np
 
 from .base import (
-    DEFAULT_MAX_PIXELS, FileSource, ImageReadError, Region, Source, SourceKind, check_max_pixels,
+    DEFAULT_MAX_PIXELS, IDENTIFYING, FileSource, ImageReadError, Region, Source, SourceKind, check_max_pixels,
 )  # fmt: skip
 from .dicom_window import VOI_LUT, Window, file_windows, grey_levels, modality_values, resolve, to_uint8
 
@@ -47,7 +47,6 @@ FRAME_MACROS = {
     "FrameVOILUTSequence": ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction"),
     "PixelMeasuresSequence": ("PixelSpacing",),
 }
-IDENTIFYING = "identifying"  # provenance key of the UIDs: they identify a study; write them only where allowed
 
 
 def magic(head: bytes) -> bool:
