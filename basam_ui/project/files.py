@@ -31,6 +31,8 @@ class FileState:
     missing: bool = False
     unreadable: Optional[str] = None
     provenance: Optional[dict[str, Any]] = None
+    plain_file: bool = True  # an ordinary image file that may be linked or copied (`ImageSource.plain_file`)
+    frames: int = 1  # items (frames) the file holds
 
 
 def inspect_file(root: Path, relative: str, frame: int = 0) -> FileState:
@@ -41,7 +43,8 @@ def inspect_file(root: Path, relative: str, frame: int = 0) -> FileState:
     try:
         with open_source(path, frame=frame) as source:
             source.check()
-            return FileState(size=source.size, digest=source.fingerprint(), provenance=source.provenance())
+            return FileState(size=source.size, digest=source.fingerprint(), provenance=source.provenance(),
+                             plain_file=source.plain_file and source.frames == 1, frames=source.frames)
     except FileNotFoundError:
         if path.is_symlink():
             return FileState(unreadable=f"a link to {os.readlink(path)}, which does not exist")
@@ -109,7 +112,9 @@ class ImageFiles:
         as the annotated one; a later different hash marks the image changed when it has
         objects. A file that has gone is marked missing; one that is there but cannot be read
         is marked unreadable with the reason (its status is kept); one that reads again clears
-        the flag. Nothing about the file raises.
+        the flag. The source's provenance is recorded with the first hash. A multi-frame file
+        listed as one item (by a project older than frames as items) gets its other frames as
+        items. Nothing about the file raises.
 
         Arguments:
           image_id: the image.
@@ -124,6 +129,9 @@ class ImageFiles:
         now = self._clock()
         with self._transaction() as conn:
             image = image_by_id(conn, image_id)  # as it is now, with the file read
+            if state.frames > image.frames:  # listed before its frames were items (an older project)
+                conn.executemany("INSERT OR IGNORE INTO images (path, frame) VALUES (?, ?)",
+                                 [(path_for_db(image.path), k) for k in range(state.frames)])  # fmt: skip
             other = None if holder is None else _claims.claim(conn, image_id, holder, annotator, now, self.claim_ttl)
             if state.missing:
                 conn.execute("UPDATE images SET missing = 1 WHERE id = ?", (image_id,))

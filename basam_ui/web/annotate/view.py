@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from ...vocabulary import SIDE_LABELS, STATUS_LABELS
+from ...vocabulary import PALETTE, SIDE_LABELS, STATUS_LABELS
 from ..common import events as common
 from ..common import render
 from ...project.records import display_path
@@ -17,12 +17,7 @@ from ..common.text import literal
 from .events import AnnotateState
 
 OPEN_MARK = "▶ "
-# distinct colours for objects (Tableau 10 then lighter ones), chosen by list position
-OBJECT_COLOURS = (
-    (78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79), (237, 201, 72),
-    (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172), (31, 119, 180), (44, 160, 44),
-    (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207),
-)
+OBJECT_COLOURS = PALETTE  # objects' colours, by list position
 LIST_LIMIT = 200  # rows of the image list
 MAX_DRAWN = 127  # objects drawn apart on the canvas (pixel value k + 1 inside, 128 + k + 1 on the edge)
 FILL_ALPHA, EDGE_ALPHA = 90, 255
