@@ -65,13 +65,19 @@ def write_segmentations(
             path = write_segmentation(
                 files[image.id].path, segments, out / f"{names[image.id]}{SEG_SUFFIX}", frame=image.frame,
                 labels=seg_labels, series_instance_uid=series.setdefault(study, str(hd.UID())),
-                content_creator_name=annotators.most_common(1)[0][0] if annotators else None,
+                content_creator_name=_person_name(annotators.most_common(1)[0][0]) if annotators else None,
             )
         except (OSError, ValueError) as exc:  # a mask of another size, a file that changed meanwhile
             skipped.append(f"{image.display_name}: {exc}")
             continue
         written.append(path)
     return written, skipped
+
+
+def _person_name(name: str) -> str:
+    """An annotator's name as a DICOM person name: a name without "^" is taken as the family
+    name ("ana" -> "ana^"), as highdicom asks."""
+    return name if "^" in name else f"{name}^"
 
 
 def _why_not(flags: dict) -> Optional[str]:
