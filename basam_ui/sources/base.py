@@ -60,7 +60,8 @@ class ImageSource(ABC):
     What a kind may have beyond that (defaults here, so callers never ask which kind it is):
     `frames` (how many items its file holds) and `frame` (this one, 0-based); `windows` (the
     display windows it offers, `sources.Window`s; empty: its pixels are shown as they are) and
-    `window` (the one `read` uses), with `with_window`; `plain_file`: its file is an ordinary
+    `window` (the one `read` uses), with `with_window` and `window_record`; `inverted`: its grey
+    levels fall as its values rise (DICOM MONOCHROME1); `plain_file`: its file is an ordinary
     image file other programs read as it is (a photo), so exports may link or copy it; when
     False they write its pixels instead (a DICOM frame: its file carries patient data).
     """
@@ -73,6 +74,7 @@ class ImageSource(ABC):
     frame: int = 0
     windows: tuple = ()
     window: Optional[Any] = None
+    inverted: bool = False
 
     @property
     @abstractmethod
@@ -109,6 +111,12 @@ class ImageSource(ABC):
         if window is not None:
             raise ValueError(f"{self.name}: a {self.kind} has no display window")
         return self
+
+    def window_record(self) -> Optional[dict[str, Any]]:
+        """The window `read` uses as provenance records it (`Window.record()`: key, name,
+        function, centre and width; an automatic window's centre and width once read), or
+        None for a kind without windows."""
+        return None
 
     def provenance(self) -> dict[str, Any]:
         """Fields of the item worth recording with what is made from it (kind-specific:

@@ -12,7 +12,6 @@ import numpy as np
 from ...vocabulary import PALETTE, SIDE_LABELS, STATUS_LABELS
 from ..common import events as common
 from ..common import render
-from ...project.records import display_path
 from ..common.text import literal
 from .events import AnnotateState
 
@@ -54,7 +53,7 @@ def image_rows(project, state: AnnotateState, limit: int = LIST_LIMIT) -> list[l
             status += " · changed!"
         if image.id in others:
             status += f" · open by {others[image.id] or 'another session'}"
-        name = (OPEN_MARK if image.id == state.image_id else "") + display_path(image.path)
+        name = (OPEN_MARK if image.id == state.image_id else "") + image.display_name
         rows.append([name, status, image.object_count])
     return rows
 
@@ -140,10 +139,10 @@ def status_text(project, state: AnnotateState) -> str:
         return "No image open."
     image = project.image(state.image_id)
     if session.image is None:  # missing or unreadable: the name, its status and why
-        return (f"**{literal(display_path(image.path))}** · {STATUS_LABELS.get(image.status, image.status)}  \n"
+        return (f"**{literal(image.display_name)}** · {STATUS_LABELS.get(image.status, image.status)}  \n"
                 f"{literal(state.note)}")
     h, w = session.image.shape[:2]
-    lines = [f"**{literal(display_path(image.path))}** ({w}×{h}) · {STATUS_LABELS.get(image.status, image.status)} · "
+    lines = [f"**{literal(image.display_name)}** ({w}×{h}) · {STATUS_LABELS.get(image.status, image.status)} · "
              f"{image.object_count} object{'s' if image.object_count != 1 else ''}"
              + (f" · Enter replaces object {state.reopened}" if state.reopened else "")]
     if state.note:
