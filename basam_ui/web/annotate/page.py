@@ -78,7 +78,6 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                                       elem_id="canvas", empty="No image to show: the line under the canvas says why")
                 gr.Markdown(KEYS_HELP, elem_id="ann-keys")
                 status = gr.Markdown("", elem_id="status")
-                windowing = window_control()
             with gr.Column(scale=1, min_width=260):
                 label = gr.Radio(annotate_view.class_choices(labels), value=annotate_view.class_choice(labels, labels[0]),
                                  label="Class (1–9)", elem_id="ann-class")
@@ -91,6 +90,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 with gr.Row():
                     commit_btn = gr.Button("Commit (Enter)", elem_id="ann-commit", variant="primary", size="sm")
                     undo_btn = gr.Button("Undo last commit", elem_id="ann-undo", size="sm")
+                windowing = window_control()  # shown for images with display windows (monochrome DICOM)
                 objects = gr.Radio([], label="Objects (select one)", elem_id="ann-objects")
                 with gr.Row():
                     relabel_btn = gr.Button("Set class", elem_id="ann-relabel", size="sm")

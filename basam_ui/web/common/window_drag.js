@@ -21,13 +21,20 @@ function winStatus() {
   root.dataset.window = w ? `${fmt(w.center)}/${fmt(w.width)}` : '';
 }
 const fmt = x => Number(x).toPrecision(6).replace(/\.?0+$/, '');
+const round4 = x => Number(Number(x).toPrecision(4));
 hooks.drawn.push(winStatus);
 hooks.image.push(() => (win.preview && win.previewFor === st.display) ? win.preview : null);
 
 function winKey(ev, down) {
   if (!root.isConnected) return;
   if (ev.key.toLowerCase() !== 'w' || ev.altKey || ev.metaKey || ev.ctrlKey) return;
-  if (down && typing(ev)) return;
+  if (down && typing(ev)) {
+    // typing: W is a letter, except in the window control itself (just used) with the pointer
+    // over the image, where it can only mean the drag
+    const control = ev.target.closest && ev.target.closest('#window-box');
+    if (!control || !st.hover) return;
+    ev.preventDefault(); ev.target.blur();
+  }
   win.held = down && !!shownWindow();
   canvas.classList.toggle('bc-windowing', win.held);
 }
@@ -54,8 +61,9 @@ root.addEventListener('pointermove', ev => {
   const g = win.drag;
   if (!g) return;
   ev.stopPropagation();
-  g.width = Math.max(1, g.w0 * Math.exp((ev.clientX - g.cx) / 150));
-  g.center = g.c0 + (ev.clientY - g.cy) * g.w0 / 200;
+  // four significant digits: what a reader would type
+  g.width = Math.max(1, round4(g.w0 * Math.exp((ev.clientX - g.cx) / 150)));
+  g.center = round4(g.c0 + (ev.clientY - g.cy) * g.w0 / 200);
   if (!win.frame) win.frame = requestAnimationFrame(() => { win.frame = 0; if (win.drag) remap(win.drag); });
 }, true);
 function remap(g) {

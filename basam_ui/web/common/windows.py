@@ -23,7 +23,7 @@ from .session import AppError, Session
 HERE = Path(__file__).resolve().parent
 DRAG_SCRIPT = HERE / "window_drag.js"  # the canvas extension: hold W and drag
 CUSTOM = "custom"  # the window control's value for a typed or dragged window
-CUSTOM_LABEL = "typed or dragged (level / width below)"
+CUSTOM_LABEL = "typed / dragged"
 DRAG_HELP = (
     "**Window** (monochrome DICOM): pick one of the file's windows, *auto* (0.5–99.5 percentiles) or "
     "*full range*, type a level and width (Enter or Apply), or **hold W and drag on the image**: right "
