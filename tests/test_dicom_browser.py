@@ -186,3 +186,49 @@ def test_the_page_the_log_and_the_exports_never_name_the_patient(server, project
     assert b"frames.dcm [frame 1 of 3]" in written["page"]  # the page was looked at, and shows the items
     found = {where: [leak for leak in LEAKS if leak.encode() in data] for where, data in written.items()}
     assert found == {where: [] for where in written}
+
+
+@pytest.fixture(scope="module")
+def compare_server(tmp_path_factory):
+    command = [sys.executable, "-m", "basam_ui", "--random-weights", "--model", "vit_t", "--device", "cpu",
+               "--max-size", "512", "--port", "{port}"]
+    with serve(command, log_dir=tmp_path_factory.mktemp("compare"), cwd=REPO, timeout=180, env=SERVER_ENV) as running:
+        yield running
+
+
+def test_the_compare_page_takes_an_extensionless_multiframe_dicom_with_frames_and_windows(compare_server, tmp_path):
+    made = dicoms.multiframe(tmp_path)
+    bare = tmp_path / "IM0001"  # no extension: recognised by its preamble
+    bare.write_bytes(made.path.read_bytes())
+    status = "document.querySelector('#status')?.innerText.replaceAll('\\\\', '')"
+    with launch_chromium() as chromium:
+        page = chromium.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(compare_server.url)
+        page.set_input_files("#upload input[type=file]", str(bare))
+        wait = lambda *texts: page.wait_for_function(  # noqa: E731
+            f"ts => ts.every(t => ({status} || '').includes(t))", arg=list(texts), timeout=TIMEOUT_MS)
+        wait("IM0001", "cache miss", "frame 1 of 3", "window C 2048, W 3000")
+        assert page.is_visible("#frame") and page.input_value("#frame input") == "frame 1 of 3"
+        page.click("#frame input")
+        page.click("#frame li[aria-label='frame 3 of 3']")
+        wait("frame 3 of 3", "cache miss")
+        page.click("#window input")
+        assert "full range" in page.inner_text("#window ul")
+        page.keyboard.press("Escape")
+        page.fill("#window-level input", "2000")
+        page.fill("#window-width input", "500")
+        page.click("#window-apply")
+        wait("frame 3 of 3", "window C 2000, W 500", "cache miss")
+        root = "document.querySelector('#canvas .bc-root')"
+        page.wait_for_function(f"() => {root}.dataset.window === '2000/500' && {root}.dataset.ready === '1'")
+        page.locator("#canvas canvas").scroll_into_view_if_needed()
+        x0, y0 = (page.evaluate(f"() => {root}.bc.toClient(64, 48)")[k] for k in ("x", "y"))
+        page.mouse.move(x0, y0)
+        page.keyboard.down("w")
+        page.mouse.down()
+        page.mouse.move(x0 - 60, y0 - 30, steps=4)  # narrower, lower
+        page.mouse.up()
+        page.keyboard.up("w")
+        wait("window C 1925, W 335.2", "cache miss")  # 2000 - 30 * 500 / 200; 500 * e^(-60 / 150), to four digits
+        assert page.input_value("#window input") == "typed / dragged"
+        page.screenshot(path=str(tmp_path / "compare.png"))
