@@ -7,7 +7,6 @@ the file's first window."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
