@@ -123,10 +123,10 @@ def _add_project_commands(sub: argparse._SubParsersAction) -> None:
 
     exp = sub.add_parser(
         "export",
-        help="export an annotation project as a dataset (COCO, PNG label maps, YOLO-seg)",
+        help="export an annotation project as a dataset (COCO, PNG label maps, YOLO-seg, DICOM SEG)",
         description="Write the objects of the done images (every image with objects with --all) as COCO "
-        "instances JSON, PNG label maps or YOLO segmentation labels, with report.md. Where objects overlap, "
-        "the later one lies on top.",
+        "instances JSON, PNG label maps, YOLO segmentation labels or DICOM Segmentations (one per annotated "
+        "DICOM image), with report.md. Where objects overlap, the later one lies on top.",
     )
     exp.add_argument("dir", metavar="DIR", help="the project's folder of images")
     exp.add_argument("--db", metavar="PATH", help=db_help)
@@ -142,6 +142,15 @@ def _add_project_commands(sub: argparse._SubParsersAction) -> None:
         help="YOLO: put this share of the images (drawn with --seed) in the val list instead of val = train",
     )  # fmt: skip
     exp.add_argument("--seed", type=int, default=0, help="seed of the --val split (default: 0)")
+    exp.add_argument(
+        "--keep-uids", action="store_true",
+        help="COCO: write the DICOM Study, Series and SOP Instance UIDs into the images' attributes (they identify "
+        "a study: left out by default)",
+    )  # fmt: skip
+    exp.add_argument(
+        "--seg-labels", metavar="FILE",
+        help="dicom-seg: segment codes per class, a JSON or YAML labels file (default: SCT Tissue for every class)",
+    )  # fmt: skip
     exp.add_argument("--out", required=True, metavar="OUT", help="output folder (made if needed)")
 
 
@@ -290,12 +299,13 @@ def _export(args: argparse.Namespace) -> int:
     try:
         with Project.open(args.dir, args.db, create=False, readonly=True, scan=False) as project:
             result = export_project(project, args.out, args.format, all_images=args.all, polygons=args.polygons,
-                                    copy_images=args.copy_images, val_fraction=args.val, seed=args.seed)
+                                    copy_images=args.copy_images, val_fraction=args.val, seed=args.seed,
+                                    keep_uids=args.keep_uids, seg_labels=args.seg_labels)
     except (ProjectError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for kind, paths in (("missing", result.missing), ("changed since annotated", result.changed),
-                        ("unreadable", result.unreadable)):
+                        ("unreadable", result.unreadable), ("without a DICOM SEG (see skipped.txt)", result.skipped)):
         if paths:
             print(f"warning: {len(paths)} image file(s) {kind}: {', '.join(map(display_path, paths[:5]))}"
                   + (" ..." if len(paths) > 5 else ""), file=sys.stderr)

@@ -129,10 +129,20 @@ STATUSES = ("todo", "in_progress", "done", "skipped")
 STATUS_LABELS = {"todo": "to do", "in_progress": "in progress", "done": "done", "skipped": "skipped"}
 OPEN_STATUSES = ("todo", "in_progress")  # what "next to do" hands out
 
+# -- colours ----------------------------------------------------------------------------
+
+# distinct colours (Tableau 10, then lighter ones): objects on the annotate page by list
+# position, segments of a DICOM SEG by class position
+PALETTE = (
+    (78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79), (237, 201, 72),
+    (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172), (31, 119, 180), (44, 160, 44),
+    (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207),
+)
+
 # -- exports ----------------------------------------------------------------------------
 
-DATASET_FORMATS = ("coco", "png", "yolo")  # `basam-ui export --format`, the annotate page's export
-DATASET_FORMAT_LABELS = {"coco": "COCO (JSON)", "png": "PNG label maps", "yolo": "YOLO-seg"}
+DATASET_FORMATS = ("coco", "png", "yolo", "dicom-seg")  # `basam-ui export --format`, the annotate page's export
+DATASET_FORMAT_LABELS = {"coco": "COCO (JSON)", "png": "PNG label maps", "yolo": "YOLO-seg", "dicom-seg": "DICOM SEG"}
 MASK_FORMATS = ("png", "rle", "polygons")  # one mask as a file (the compare page, `basam_ui.export`)
 MASK_FORMAT_LABELS = {"png": "PNG", "rle": "COCO RLE (JSON)", "polygons": "Polygons (JSON)"}
 MASK_FORMAT_SUFFIXES = {"png": ".png", "rle": ".rle.json", "polygons": ".polygons.json"}

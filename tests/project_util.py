@@ -46,3 +46,46 @@ def blob(h: int, w: int, seed: int, holes: bool = False) -> np.ndarray:
         cv2.circle(mask, (w // 2, h // 2), 2, 0, -1)
     mask[h // 2, w // 2 - 4] = 1
     return mask.astype(bool)
+
+
+def database_at(db: Path, version: int, labels: tuple[str, ...] = ("object",)) -> Path:
+    """A project database as the basam-ui of schema `version` left it (migrations 1..version,
+    no later ones), with `labels`: for upgrade tests. Returns its path."""
+    import sqlite3
+
+    from basam_ui.project import migrations
+    from basam_ui.project.schema import APPLICATION_ID
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        for number in range(1, version + 1):
+            migrations.MIGRATIONS[number].upgrade(conn)
+        conn.execute(f"PRAGMA user_version={version}")
+        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.executemany("INSERT INTO labels (name, position) VALUES (?, ?)", [(n, k) for k, n in enumerate(labels)])
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return db
+
+
+def legacy_object(conn, image_id: int, mask: np.ndarray, layer: int = 1, annotator: str = "ann") -> int:
+    """Insert an object with the columns of schema 1 (what every older version has) into an
+    older database; its provenance is `provenance(annotator=...)`. Returns its id."""
+    import json
+
+    from basam_ui.project.objects import encode_mask
+
+    rle, p = encode_mask(mask), provenance(annotator=annotator)
+    cursor = conn.execute(
+        "INSERT INTO objects (image_id, label_id, layer, height, width, counts, area, bbox, side, model_type, "
+        "checkpoint_sha256, input_size, nsf, bmam, beta, precision, prompts, brushed, brush_edits, predicted_iou, "
+        "iou_sam_basam, annotator, seconds, created_at, replaces) "
+        "VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, NULL, ?, NULL, 1.0, NULL)",
+        (image_id, layer, *rle["size"], rle["counts"], rle["area"], json.dumps(rle["bbox"]), p.side, p.model_type,
+         p.checkpoint_sha256, p.input_size, int(p.nsf), int(p.bmam), p.beta, p.precision, json.dumps(p.prompts),
+         p.annotator),
+    )
+    return int(cursor.lastrowid)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from bad_files import HTML_NAME, NON_UTF8_NAME, READABLE, UNREADABLE, make_bad_folder, photo
 from PIL import Image
-from project_util import blob, make_images, provenance
+from project_util import blob, database_at, legacy_object, make_images, provenance
 
 from basam_ui.project import Project, ProjectError
 from basam_ui.project import migrations
@@ -115,27 +115,21 @@ def test_the_export_lists_unreadable_images_and_keeps_going(bad, tmp_path):
 
 def test_a_version_1_database_is_upgraded_with_its_objects_intact(tmp_path):
     root = make_images(tmp_path / "p")
-    with Project.open(root) as project:
-        image, _ = project.open_image(project.images()[0].id)
-        kept = project.commit_object(image.id, blob(48, 64, 3), "object", provenance())
-        db = project.db_path
-    with sqlite3.connect(db) as conn:  # back to schema 1, as an older basam-ui left it
-        conn.execute("ALTER TABLE images DROP COLUMN unreadable")
-        conn.execute("PRAGMA user_version=1")
-    with Project.open(root) as project:
+    db = database_at(tmp_path / "old.sqlite", 1)  # as a basam-ui of schema 1 left it
+    mask = blob(48, 64, 3)
+    with sqlite3.connect(db) as conn:
+        image_id = conn.execute("INSERT INTO images (path, width, height) VALUES ('a/first.png', 64, 48)").lastrowid
+        kept = legacy_object(conn, image_id, mask)
+    with Project.open(root, db) as project:
         assert migrations.version(project._conn) == migrations.SCHEMA_VERSION >= 2
-        [again] = project.objects(image.id)
-        assert again.id == kept.id and np.array_equal(again.mask(), kept.mask()) and again.provenance == kept.provenance
-        assert project.image(image.id).unreadable is None
+        [again] = project.objects(image_id)
+        assert again.id == kept and np.array_equal(again.mask(), mask) and again.provenance == provenance()
+        assert project.image(image_id).unreadable is None
 
 
 def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
     root = make_images(tmp_path / "p")
-    with Project.open(root) as project:
-        db = project.db_path
-    with sqlite3.connect(db) as conn:
-        conn.execute("ALTER TABLE images DROP COLUMN unreadable")
-        conn.execute("PRAGMA user_version=1")
+    db = database_at(tmp_path / "old.sqlite", 1)
 
     def broken(conn):
         conn.execute("ALTER TABLE images ADD COLUMN unreadable TEXT")
@@ -143,7 +137,7 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(migrations.MIGRATIONS[2], "upgrade", broken)
     with pytest.raises(RuntimeError, match="migration bug"):
-        Project.open(root)
+        Project.open(root, db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
         assert "unreadable" not in [row[1] for row in conn.execute("PRAGMA table_info(images)")]

@@ -47,17 +47,19 @@ def claimed_by_others(conn: sqlite3.Connection, holder: Optional[str], now: floa
 
 
 def next_todo_id(
-    conn: sqlite3.Connection, holder: Optional[str], now: float, ttl: float, after_path: Optional[str]
+    conn: sqlite3.Connection, holder: Optional[str], now: float, ttl: float, after_path: Optional[str],
+    after_frame: int = 0,
 ) -> Optional[int]:
     """The first image to do (status to do or in progress, file present and readable, not claimed
-    by another live session) after `after_path` in path order, wrapping round; the image at `after_path`
-    itself comes last. None when there is nothing left."""
+    by another live session) after item (`after_path`, `after_frame`) in path and frame order,
+    wrapping round; that item itself comes last. None when there is nothing left."""
     row = conn.execute(
         f"""SELECT i.id FROM images i
             WHERE i.status IN {OPEN_STATUSES!r} AND i.missing = 0 AND i.unreadable IS NULL
               AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.image_id = i.id AND c.seen_at >= ?
                               AND c.holder IS NOT ?)
-            ORDER BY (i.path <= ?), i.path LIMIT 1""",
-        (now - ttl, holder, path_for_db(after_path) if after_path is not None else ""),
+            ORDER BY ((i.path, i.frame) <= (?, ?)), i.path, i.frame LIMIT 1""",
+        (now - ttl, holder, path_for_db(after_path) if after_path is not None else "",
+         after_frame if after_path is not None else -1),
     ).fetchone()
     return None if row is None else int(row[0])

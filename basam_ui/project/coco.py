@@ -23,7 +23,10 @@ def coco_dataset(
     polygons: bool = False,
 ) -> dict:
     """The COCO dict for `images`: (image, its objects bottom layer first, flags) triples,
-    where flags holds "width", "height", "missing", "changed". Category ids are the class
+    where flags holds "width", "height", "missing", "changed", and optionally "frame" (the
+    1-based frame number of a frame of a multi-frame file), "attributes" (the source's facts:
+    modality, pixel spacing, ...) and "file_name" (a copy's name, when it differs from the
+    image's path). Category ids are the class
     positions + 1. With `polygons`, segmentations are outer rings as flat [x, y, ...] lists
     through the centres of the boundary pixels (x + 0.5, y + 0.5: pixel x covers [x, x + 1));
     holes are not representable and are filled; an object too thin for a polygon keeps its
@@ -31,18 +34,23 @@ def coco_dataset(
     category_id = {name: i + 1 for i, name in enumerate(labels)}
     coco_images, annotations = [], []
     for image, objects, flags in images:
-        coco_images.append(
-            {
-                "id": image.id,
-                "file_name": image.path,
-                "width": flags["width"],
-                "height": flags["height"],
-                "sha256": image.sha256,
-                "status": image.status,
-                "missing": flags["missing"],
-                "changed": flags["changed"],
-            }
-        )
+        entry = {
+            "id": image.id,
+            "file_name": flags.get("file_name") or image.path,
+            "width": flags["width"],
+            "height": flags["height"],
+            "sha256": image.sha256,
+            "status": image.status,
+            "missing": flags["missing"],
+            "changed": flags["changed"],
+        }
+        if flags.get("file_name"):
+            entry["source_file"] = image.path
+        if flags.get("frame"):
+            entry["frame"] = flags["frame"]
+        if flags.get("attributes"):
+            entry["attributes"] = flags["attributes"]
+        coco_images.append(entry)
         for obj in objects:
             annotations.append(
                 {

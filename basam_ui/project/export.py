@@ -1,18 +1,24 @@
 """Exporting a project as a dataset: which images go out, in which format, into which files.
 
-`export_project(project, OUT, "coco" | "png" | "yolo")` writes:
-- coco: OUT/annotations.json (COCO instances; see `coco.coco_dataset`);
+`export_project(project, OUT, "coco" | "png" | "yolo" | "dicom-seg")` writes:
+- coco: OUT/annotations.json (COCO instances; see `coco.coco_dataset`; each image's source facts
+  under its `attributes`, without UIDs unless `keep_uids`);
 - png:  OUT/semantic/<image path>.png (8-bit class index), OUT/instance/<image path>.png
   (16-bit object number), OUT/classes.txt, OUT/instances.json (number -> object id, class);
 - yolo: OUT/labels/<image path>.txt (see `yolo.yolo_lines`), OUT/images/<image path>.<ext>
   (links to the originals, or copies with `copy_images`), OUT/data.yaml (Ultralytics' layout;
   `val_fraction` splits train and val by image) and OUT/classes.txt (see `yolo.write_dataset`);
+- dicom-seg: OUT/<image path>.seg.dcm, one DICOM Segmentation per annotated DICOM item
+  (`dicom_seg_export`), and OUT/skipped.txt listing the items left out, with the reason;
 and in every case OUT/report.md, plus OUT/missing.txt, OUT/changed.txt and OUT/unreadable.txt
 when images are missing (their objects are exported all the same), their file changed since
 annotation, or it cannot be read. With `copy_images`, COCO and PNG exports copy the images into
 OUT/images/ too (COCO under their `file_name`).
-<image path> is the image's path under the project folder with its extension replaced.
-Done images by default; with `all_images`, also every image that has objects.
+<image path> is the image's path under the project folder with its extension replaced, and
+"_f<frame number>" added for a frame of a multi-frame file (`ImageRecord.stem`). An item whose
+file is not a plain image (a DICOM frame) is placed beside an export as a PNG of its pixels,
+never as its file (`item_files`). Done images by default; with `all_images`, also every image
+that has objects.
 """
 
 from __future__ import annotations
@@ -22,18 +28,20 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Optional, Union
 
+from ..sources.base import pixel_area_mm2, public_provenance
 from ..vocabulary import DATASET_FORMATS
 from .coco import coco_dataset
 from .files import inspect_file
+from .item_files import ItemFile, objects_window, place_item
 from .labelmap import label_maps, write_png
 from .records import ImageRecord
 from .report import report_figures, report_markdown
 from .scan import EXPORT_MARKER
 from .store import Project
-from .yolo import place_image, write_dataset
+from .yolo import write_dataset
 
 
 PathLike = Union[str, os.PathLike]
@@ -50,6 +58,7 @@ class ExportResult:
     missing: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # "path: reason" lines
+    skipped: list[str] = field(default_factory=list)  # dicom-seg: "item: reason" for items left out
     figures: dict = field(default_factory=dict)
 
 
@@ -63,24 +72,35 @@ def export_project(
     copy_images: bool = False,
     val_fraction: Optional[float] = None,
     seed: int = 0,
+    keep_uids: bool = False,
+    seg_labels: Optional[PathLike] = None,
 ) -> ExportResult:
     """Write the project's dataset into a folder; see the module doc for the files.
 
     Arguments:
       project: the open project.
       out: the folder (made if needed).
-      fmt: "coco", "png" or "yolo".
+      fmt: "coco", "png", "yolo" or "dicom-seg".
       all_images: every image that has objects, not only the done ones.
       polygons: COCO polygons instead of RLE (holes filled).
       copy_images: copy the images into OUT/images/ (YOLO links to them by default).
       val_fraction: YOLO: that share of the images goes to `val` (None: val = train).
       seed: the YOLO split's seed.
+      keep_uids: COCO: write the DICOM Study, Series and SOP Instance UIDs into the images'
+        attributes (they identify a study; left out by default).
+      seg_labels: dicom-seg: a labels file giving segment codes per class (JSON or YAML; see
+        `dicom_seg`); None: the default codes.
 
     Returns:
       What was written: counts, missing / changed / unreadable images, the report's figures.
     """
     if fmt not in DATASET_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(DATASET_FORMATS)}")
+    codes = None
+    if seg_labels is not None:
+        from .dicom_seg import load_labels
+
+        codes = load_labels(seg_labels)  # a bad file is refused before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / EXPORT_MARKER).touch()  # an export inside the project folder is not scanned as images
@@ -96,27 +116,40 @@ def export_project(
         flags = _check_file(project, image, result)
         if flags is not None:
             entries.append((image, by_image.get(image.id, []), flags))
-    names = _output_names([image.path for image, _, _ in entries])
-    files = {image.path: project.file_path(image) for image, _, _ in entries}
+    names = _output_names([image for image, _, _ in entries])
+    files = {image.id: ItemFile(project.file_path(image), image.frame, flags["plain_file"], objects_window(objects))
+             for image, objects, flags in entries}  # fmt: skip
+    if copy_images and fmt not in ("yolo", "dicom-seg"):
+        for image, _, flags in entries:
+            item = files[image.id]
+            target = out / "images" / (image.path if item.plain else names[image.id])
+            written = place_item(item, target.with_suffix(""), copy=True)
+            if written is not None and not item.plain:  # COCO names the PNG written for it
+                flags["file_name"] = written.relative_to(out / "images").as_posix()
+    for _, _, flags in entries:
+        flags["attributes"] = public_provenance(flags.pop("provenance_kept"), keep_identifying=keep_uids)
     if fmt == "coco":
         (out / "annotations.json").write_text(json.dumps(coco_dataset(entries, labels, polygons=polygons)))
     elif fmt == "png":
         _write_label_maps(out, entries, names, labels)
-    else:
+    elif fmt == "yolo":
         write_dataset(out, entries, names, labels, files, copy_images=copy_images, val_fraction=val_fraction, seed=seed)
-    if copy_images and fmt != "yolo":
-        for path, source in files.items():
-            place_image(source, out / "images" / path, copy=True)
+    else:
+        from .dicom_seg_export import write_segmentations
+
+        _, result.skipped = write_segmentations(out, entries, names, labels, files, codes)
     known = {line.split(": ", 1)[0] for line in result.unreadable}
     result.unreadable += [f"{im.path}: {im.unreadable}" for im in images if im.unreadable and im.path not in known]
     exported = [obj for _, objects, _ in entries for obj in objects]
     result.images, result.objects = len(entries), len(exported)
-    result.figures = report_figures(exported, labels, project.progress())
+    areas = {image.id: pixel_area_mm2(flags["attributes"]) for image, _, flags in entries}
+    result.figures = report_figures(exported, labels, project.progress(), pixel_areas=areas)
     warnings = []
     for kind, paths, what in (
         ("missing", result.missing, "image files missing (their objects are exported)"),
         ("changed", result.changed, "image files changed since they were annotated (objects belong to the old file)"),
         ("unreadable", result.unreadable, "image files cannot be read (the project's list says why)"),
+        ("skipped", result.skipped, "annotated images have no DICOM SEG (the reasons are listed)"),
     ):
         if paths:
             # file names as their bytes are (a name that is not UTF-8 stays itself)
@@ -143,9 +176,11 @@ def export_zip(project: Project, zip_path: PathLike, fmt: str, **options: object
 
 
 def _check_file(project: Project, image: ImageRecord, result: ExportResult) -> dict | None:
-    """The image's size and whether its file is missing, changed (fingerprinted now) or
-    unreadable; None when its size is unknowable (never opened, and gone or unreadable)."""
-    state = inspect_file(project.root, image.path)
+    """The image's size, whether its file is missing, changed (fingerprinted now) or unreadable,
+    whether it is a plain image file, and its source's provenance (as the file says now, else as
+    recorded; with its IDENTIFYING part, dropped before anything is written unless asked);
+    None when its size is unknowable (never opened, and gone or unreadable)."""
+    state = inspect_file(project.root, image.path, image.frame)
     changed = image.changed or (state.digest is not None and image.sha256 is not None and state.digest != image.sha256)
     width, height = (image.width, image.height) if image.width is not None else (state.size or (None, None))
     if state.missing:
@@ -156,15 +191,23 @@ def _check_file(project: Project, image: ImageRecord, result: ExportResult) -> d
         result.changed.append(image.path)
     if width is None:
         return None
-    return {"width": width, "height": height, "missing": state.missing, "changed": changed}
+    provenance = state.provenance if state.provenance is not None and not changed else image.source
+    return {"width": width, "height": height, "missing": state.missing, "changed": changed,
+            "unreadable": state.unreadable, "plain_file": state.plain_file, "provenance": state.provenance,
+            "provenance_kept": provenance, "frame": image.frame + 1 if image.frames > 1 else None}
 
 
-def _output_names(paths: list[str]) -> dict[str, str]:
-    """Image path -> output path without extension: the path with its extension dropped, or
-    kept (a.jpg -> a.jpg) where two images would otherwise share a name."""
-    stems = [str(PurePosixPath(p).with_suffix("")) for p in paths]
+def _output_names(images: list[ImageRecord]) -> dict[int, str]:
+    """Image id -> output path without extension (`ImageRecord.stem`: the path with its extension
+    dropped, "_f<n>" added for a frame), or with the extension kept (a.jpg -> a.jpg, a.jpg_f2)
+    where two images would otherwise share a name."""
+    stems = [image.stem for image in images]
     taken = {s for s in stems if stems.count(s) > 1}
-    return {p: (p if s in taken else s) for p, s in zip(paths, stems)}
+    return {image.id: (_with_extension(image) if stem in taken else stem) for image, stem in zip(images, stems)}
+
+
+def _with_extension(image: ImageRecord) -> str:
+    return f"{image.path}_f{image.frame + 1}" if image.frames > 1 else image.path
 
 
 def _write_label_maps(out: Path, entries: list, names: dict[str, str], labels: list[str]) -> None:
@@ -173,9 +216,9 @@ def _write_label_maps(out: Path, entries: list, names: dict[str, str], labels: l
     for image, objects, flags in entries:
         h, w = flags["height"], flags["width"]
         semantic, instance = label_maps(objects, h, w, class_index)
-        write_png(semantic, out / "semantic" / f"{names[image.path]}.png")
-        write_png(instance, out / "instance" / f"{names[image.path]}.png")
-        instances[image.path] = [
+        write_png(semantic, out / "semantic" / f"{names[image.id]}.png")
+        write_png(instance, out / "instance" / f"{names[image.id]}.png")
+        instances[image.path if image.frames == 1 else image.display_name] = [
             {"number": n, "object_id": obj.id, "class": obj.label, "class_index": class_index[obj.label]}
             for n, obj in enumerate(objects, start=1)
         ]

@@ -25,7 +25,9 @@ class Provenance:
     None} in original pixels; `brush_edits` the number of brush/eraser strokes applied (brushed
     = brush_edits > 0 unless given); `predicted_iou` the decoder's score for the committed
     side; `iou_sam_basam` the IoU between the two sides' masks for the same prompts;
-    `seconds` the time spent on the object (first prompt to commit), when the page knows it.
+    `seconds` the time spent on the object (first prompt to commit), when the page knows it;
+    `window` the display window the image was shown and encoded under (`Window.record()`:
+    key, name, function, centre, width), None for images without windows.
     """
 
     side: str
@@ -43,6 +45,7 @@ class Provenance:
     iou_sam_basam: Optional[float] = None
     annotator: str = ""
     seconds: Optional[float] = None
+    window: Optional[dict] = None
 
     def __post_init__(self) -> None:
         if self.side not in SIDES:
@@ -67,6 +70,8 @@ class Provenance:
         object.__setattr__(self, "prompts", meta["prompts"])
         object.__setattr__(self, "brushed", bool(self.brush_edits > 0 if self.brushed is None else self.brushed))
         object.__setattr__(self, "annotator", str(self.annotator or ""))
+        if self.window is not None and (not isinstance(self.window, dict) or not self.window.get("key")):
+            raise ValueError(f"window must be a window record with a key, or None, got {self.window!r}")
 
     @property
     def prompt_count(self) -> int:
@@ -142,7 +147,8 @@ def decode_mask(height: int, width: int, counts: str) -> np.ndarray:
 OBJECT_COLUMNS = (
     "o.id, o.image_id, l.name, o.label_id, o.layer, o.height, o.width, o.counts, o.area, o.bbox, o.side, "
     "o.model_type, o.checkpoint_sha256, o.input_size, o.nsf, o.bmam, o.beta, o.precision, o.prompts, "
-    "o.brush_edits, o.brushed, o.predicted_iou, o.iou_sam_basam, o.annotator, o.seconds, o.created_at, o.replaces"
+    "o.brush_edits, o.brushed, o.predicted_iou, o.iou_sam_basam, o.annotator, o.seconds, o.created_at, o.replaces, "
+    "o.window"
 )
 OBJECT_FROM = "objects o JOIN labels l ON l.id = o.label_id"
 LIVE = "o.deleted_at IS NULL AND o.superseded_by IS NULL"
@@ -152,12 +158,12 @@ def record_from_row(row: sqlite3.Row | tuple) -> ObjectRecord:
     """An ObjectRecord from a row selected with OBJECT_COLUMNS."""
     (oid, image_id, label, label_id, layer, height, width, counts, area, bbox, side, model_type, sha, size, nsf,
      bmam, beta, precision, prompts, brush_edits, brushed, predicted_iou, iou, annotator, seconds, created_at,
-     replaces) = row
+     replaces, window) = row
     provenance = Provenance(
         side=side, model_type=model_type, checkpoint_sha256=sha, input_size=size, nsf=bool(nsf), bmam=bool(bmam),
         beta=beta, precision=precision, prompts=json.loads(prompts), brush_edits=brush_edits,
         brushed=bool(brushed), predicted_iou=predicted_iou, iou_sam_basam=iou, annotator=annotator,
-        seconds=seconds,
+        seconds=seconds, window=json.loads(window) if window else None,
     )
     return ObjectRecord(
         id=oid, image_id=image_id, label=label, label_id=label_id, layer=layer, height=height, width=width,
@@ -181,13 +187,14 @@ def insert_object(
     cursor = conn.execute(
         "INSERT INTO objects (image_id, label_id, layer, height, width, counts, area, bbox, side, model_type, "
         "checkpoint_sha256, input_size, nsf, bmam, beta, precision, prompts, brushed, brush_edits, predicted_iou, "
-        "iou_sam_basam, annotator, seconds, created_at, replaces) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "iou_sam_basam, annotator, seconds, created_at, replaces, window) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             image_id, label_id, layer, rle["size"][0], rle["size"][1], rle["counts"], rle["area"],
             json.dumps(rle["bbox"]), p.side, p.model_type, p.checkpoint_sha256, p.input_size, int(p.nsf),
             int(p.bmam), p.beta, p.precision, json.dumps(p.prompts), int(p.brushed), p.brush_edits,
             p.predicted_iou, p.iou_sam_basam, p.annotator, p.seconds, created_at, replaces,
+            json.dumps(p.window) if p.window is not None else None,
         ),
     )
     return int(cursor.lastrowid)

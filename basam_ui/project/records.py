@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from dataclasses import dataclass
-from typing import Optional, Union
+from pathlib import PurePosixPath
+from typing import Any, Optional, Union
 
 from .objects import LIVE
 
 IMAGE_COLUMNS = (
     "i.id, i.path, i.width, i.height, i.sha256, i.current_sha256, i.missing, i.status, i.status_by, i.status_at, "
-    f"(SELECT count(*) FROM objects o WHERE o.image_id = i.id AND {LIVE}), i.unreadable"
+    f"(SELECT count(*) FROM objects o WHERE o.image_id = i.id AND {LIVE}), i.unreadable, i.frame, "
+    "(SELECT count(*) FROM images j WHERE j.path = i.path), i.source"
 )
+ITEM_ORDER = "i.path, i.frame"  # the project's order: by path, a file's frames in order
 
 
 def path_for_db(path: str) -> Union[str, bytes]:
@@ -38,8 +42,11 @@ def display_path(path: str) -> str:
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One image of the project. `changed`: its file's hash differs from the annotated one;
-    `unreadable`: why its file could not be read when it was last opened (None: it could)."""
+    """One image (item) of the project. `changed`: its file's hash differs from the annotated
+    one; `unreadable`: why its file could not be read when it was last opened (None: it
+    could); `frame`: its frame in a multi-frame file (0-based; `frames` items share the file);
+    `source`: its source's provenance (recorded when opened; the IDENTIFYING part is kept here,
+    shown and written only where allowed: `sources.base.public_provenance`)."""
 
     id: int
     path: str
@@ -53,10 +60,27 @@ class ImageRecord:
     status_at: Optional[float]
     object_count: int
     unreadable: Optional[str] = None
+    frame: int = 0
+    frames: int = 1
+    source: Optional[dict[str, Any]] = None
 
     @property
     def changed(self) -> bool:
         return self.sha256 is not None and self.current_sha256 is not None and self.sha256 != self.current_sha256
+
+    @property
+    def display_name(self) -> str:
+        """How the pages name the item: its path (`display_path`), with "[frame k of n]" for
+        a frame of a multi-frame file (DICOM's 1-based frame numbers)."""
+        name = display_path(self.path)
+        return f"{name} [frame {self.frame + 1} of {self.frames}]" if self.frames > 1 else name
+
+    @property
+    def stem(self) -> str:
+        """Its name in exports, without extension: the path without its extension, with
+        "_f<frame number>" for a frame of a multi-frame file (frames.dcm frame 2: frames_f2)."""
+        stem = str(PurePosixPath(self.path).with_suffix(""))
+        return f"{stem}_f{self.frame + 1}" if self.frames > 1 else stem
 
 
 @dataclass(frozen=True)
@@ -75,9 +99,11 @@ class Progress:
 
 
 def image_from_row(row: tuple) -> ImageRecord:
-    (iid, path, width, height, sha, current, missing, status, status_by, status_at, count, unreadable) = row
+    (iid, path, width, height, sha, current, missing, status, status_by, status_at, count, unreadable, frame, frames,
+     source) = row  # fmt: skip
     return ImageRecord(iid, path_from_db(path), width, height, sha, current, bool(missing), status, status_by,
-                       status_at, int(count), unreadable)  # fmt: skip
+                       status_at, int(count), unreadable, int(frame), int(frames),
+                       json.loads(source) if source else None)  # fmt: skip
 
 
 def image_by_id(conn: sqlite3.Connection, image_id: int) -> ImageRecord:

@@ -1,13 +1,15 @@
 """Figures about how a set of objects was made, and the same as Markdown (OUT/report.md and
-the page's panel): objects per class, BA-SAM vs SAM commits overall and by input size S,
-mean IoU between the two sides' masks, prompts and brush edits per object, time per object."""
+the page's panel): objects per class, their areas (pixels, and mm² where the image says its
+pixel spacing), BA-SAM vs SAM commits overall and by input size S, mean IoU between the two
+sides' masks, prompts and brush edits per object, time per object."""
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import asdict
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
+from ..sources.base import pixel_area_mm2
 from ..vocabulary import SIDES
 from .objects import ObjectRecord
 from .records import Progress
@@ -15,9 +17,13 @@ from .store import Project
 
 
 def report_figures(
-    objects: Sequence[ObjectRecord], labels: Sequence[str], progress: Optional[Progress] = None
+    objects: Sequence[ObjectRecord], labels: Sequence[str], progress: Optional[Progress] = None,
+    pixel_areas: Optional[Mapping[int, Optional[float]]] = None,
 ) -> dict:
     """A JSON-ready dict: "objects", "per_class" {class: n} (every class, in order),
+    "areas" {class: {"mean_px", "mean_mm2" (over the objects whose image's pixel area is known
+    from `pixel_areas`, image id -> mm² per pixel; None for none), "mm2_count"}} for classes
+    with objects,
     "per_annotator", "committed" {"basam", "sam", "basam_share"}, "by_size" {S: {"basam",
     "sam"}}, "mean_iou_sam_basam" (None without values) and "iou_count", "prompts_per_object",
     "brush_edits_per_object", "brushed_share", "seconds_per_object" {"mean", "median",
@@ -33,11 +39,20 @@ def report_figures(
         per_annotator[p.annotator] = per_annotator.get(p.annotator, 0) + 1
         sides[p.side] += 1
         by_size.setdefault(p.input_size, dict.fromkeys(SIDES, 0))[p.side] += 1
+    areas: dict[str, dict] = {}
+    for name in per_class:
+        mine = [o for o in objects if o.label == name]
+        if not mine:
+            continue
+        mm2 = [o.area * a for o in mine if (a := (pixel_areas or {}).get(o.image_id)) is not None]
+        areas[name] = {"mean_px": statistics.fmean(o.area for o in mine),
+                       "mean_mm2": statistics.fmean(mm2) if mm2 else None, "mm2_count": len(mm2)}
     ious = [o.provenance.iou_sam_basam for o in objects if o.provenance.iou_sam_basam is not None]
     seconds = [o.provenance.seconds for o in objects if o.provenance.seconds is not None]
     return {
         "objects": n,
         "per_class": per_class,
+        "areas": areas,
         "per_annotator": dict(sorted(per_annotator.items())),
         "committed": {**sides, "basam_share": sides["basam"] / n if n else None},
         "by_size": dict(sorted(by_size.items())),
@@ -56,8 +71,10 @@ def report_figures(
 
 
 def project_figures(project: Project) -> dict:
-    """`report_figures` of every live object of the project, with its progress (the page's panel)."""
-    return report_figures(project.all_objects(), project.labels(), project.progress())
+    """`report_figures` of every live object of the project, with its progress and the pixel
+    areas its images recorded when opened (the page's panel)."""
+    areas = {image.id: pixel_area_mm2(image.source) for image in project.images()}
+    return report_figures(project.all_objects(), project.labels(), project.progress(), pixel_areas=areas)
 
 
 def report_markdown(figures: dict, title: str = "Annotation report", warnings: Sequence[str] = ()) -> str:
@@ -81,6 +98,7 @@ def report_markdown(figures: dict, title: str = "Annotation report", warnings: S
         "|---|---:|",
         *[f"| {name} | {count} |" for name, count in figures["per_class"].items()],
         "",
+        *_area_table(figures.get("areas") or {}),
         "| S | BA-SAM | SAM | BA-SAM share |",
         "|---:|---:|---:|---:|",
         *[
@@ -104,6 +122,17 @@ def report_markdown(figures: dict, title: str = "Annotation report", warnings: S
         lines += [f"| {name or '(unnamed)'} | {count} |" for name, count in figures["per_annotator"].items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def _area_table(areas: dict) -> list[str]:
+    """The mean object area per class, in pixels and, where images give their pixel spacing, in mm²."""
+    if not areas:
+        return []
+    lines = ["| class | mean area (px) | mean area (mm²) |", "|---|---:|---:|"]
+    for name, a in areas.items():
+        mm2 = "–" if a["mean_mm2"] is None else f"{a['mean_mm2']:.3g} (n = {a['mm2_count']})"
+        lines.append(f"| {name} | {a['mean_px']:.0f} | {mm2} |")
+    return lines + [""]
 
 
 def _pct(value: Optional[float]) -> str:

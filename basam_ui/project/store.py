@@ -18,7 +18,7 @@ from .claims import DEFAULT_CLAIM_TTL
 from .editing import ObjectEditing
 from .files import ImageFiles
 from .objects import LIVE
-from .records import IMAGE_COLUMNS, ImageRecord, Progress, image_by_id, image_from_row, path_for_db
+from .records import IMAGE_COLUMNS, ITEM_ORDER, ImageRecord, Progress, image_by_id, image_from_row, path_for_db
 from .scan import ScanResult, scan_folder
 from .schema import ProjectDatabaseError, ProjectError, default_db_path, open_database
 
@@ -172,20 +172,22 @@ class Project(ImageFiles, ObjectEditing):
     # -- images ---------------------------------------------------------------------------
 
     def images(self) -> list[ImageRecord]:
-        """Every image, in path order, with its live object count."""
+        """Every image (item), in path order (a file's frames in order), with its live object count."""
         with self._transaction("DEFERRED") as conn:
-            rows = conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i ORDER BY i.path").fetchall()
+            rows = conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i ORDER BY {ITEM_ORDER}").fetchall()
         return [image_from_row(row) for row in rows]
 
     def image(self, image_id: int) -> ImageRecord:
         with self._transaction("DEFERRED") as conn:
             return image_by_id(conn, image_id)
 
-    def image_by_path(self, path: str) -> ImageRecord:
+    def image_by_path(self, path: str, frame: int = 0) -> ImageRecord:
+        """The item of file `path` (frame `frame`, 0-based, of a multi-frame file); KeyError for none."""
         with self._transaction("DEFERRED") as conn:
-            row = conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path = ?", (path_for_db(path),)).fetchone()
+            row = conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path = ? AND i.frame = ?",
+                               (path_for_db(path), int(frame))).fetchone()  # fmt: skip
         if row is None:
-            raise KeyError(f"no image {path!r} in the project")
+            raise KeyError(f"no image {path!r}{f' frame {frame + 1}' if frame else ''} in the project")
         return image_from_row(row)
 
     def set_status(
@@ -207,14 +209,14 @@ class Project(ImageFiles, ObjectEditing):
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         now = self._clock()
         with self._transaction() as conn:
-            path = image_by_id(conn, image_id).path
+            here = image_by_id(conn, image_id)
             conn.execute(
                 "UPDATE images SET status = ?, status_by = ?, status_at = ? WHERE id = ?",
                 (status, annotator, now, image_id),
             )
             if holder is None or status not in ("done", "skipped"):
                 return None
-            return self._claim_next(conn, holder, annotator, now, path)
+            return self._claim_next(conn, holder, annotator, now, here)
 
     def next_todo(
         self, holder: Optional[str], annotator: str = "", after: Optional[int] = None, *, claim: bool = True
@@ -233,8 +235,8 @@ class Project(ImageFiles, ObjectEditing):
         """
         now = self._clock()
         with self._transaction() as conn:
-            path = None if after is None else image_by_id(conn, after).path
-            return self._claim_next(conn, holder if claim else None, annotator, now, path, holder)
+            here = None if after is None else image_by_id(conn, after)
+            return self._claim_next(conn, holder if claim else None, annotator, now, here, holder)
 
     def _claim_next(
         self,
@@ -242,10 +244,11 @@ class Project(ImageFiles, ObjectEditing):
         holder: Optional[str],
         annotator: str,
         now: float,
-        path: Optional[str],
+        after: Optional[ImageRecord],
         asker: Optional[str] = None,
     ) -> Optional[ImageRecord]:
-        image_id = _claims.next_todo_id(conn, asker or holder, now, self.claim_ttl, path)
+        image_id = _claims.next_todo_id(conn, asker or holder, now, self.claim_ttl, after and after.path,
+                                        after.frame if after else 0)  # fmt: skip
         if image_id is None:
             return None
         if holder is not None:
@@ -263,12 +266,12 @@ class Project(ImageFiles, ObjectEditing):
           The image, or None past either end.
         """
         with self._transaction("DEFERRED") as conn:
-            path = image_by_id(conn, image_id).path
+            here = image_by_id(conn, image_id)
             op, order = (">", "ASC") if step > 0 else ("<", "DESC")
             row = conn.execute(
-                f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.path {op} ? ORDER BY i.path {order} "
-                "LIMIT 1 OFFSET ?",
-                (path_for_db(path), abs(step) - 1),
+                f"SELECT {IMAGE_COLUMNS} FROM images i WHERE (i.path, i.frame) {op} (?, ?) "
+                f"ORDER BY i.path {order}, i.frame {order} LIMIT 1 OFFSET ?",
+                (path_for_db(here.path), here.frame, abs(step) - 1),
             ).fetchone()
         return None if row is None or step == 0 else image_from_row(row)
 

@@ -11,12 +11,11 @@ swapping `images` for `labels` in its path and its extension for `.txt`; `data.y
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from .item_files import ItemFile, place_item
 from .objects import ObjectRecord
 
 
@@ -30,31 +29,12 @@ def yolo_lines(objects: Sequence[ObjectRecord], height: int, width: int, class_i
     return lines
 
 
-def place_image(source: Path, target: Path, copy: bool) -> bool:
-    """Put the image file at `target`: a copy, or a link to the original's absolute path (a
-    copy where links can't be made). False when the original can't be read."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not source.is_file():
-        return False
-    if not copy:
-        try:
-            os.symlink(source.resolve(), target)
-            return True
-        except OSError:  # a filesystem without links: copy instead
-            pass
-    try:
-        shutil.copyfile(source, target)
-    except OSError:
-        return False
-    return True
-
-
 def write_dataset(
     out: Path,
     entries: Sequence[tuple],
-    names: Mapping[str, str],
+    names: Mapping[int, str],
     labels: Sequence[str],
-    files: Mapping[str, Path],
+    files: Mapping[int, ItemFile],
     *,
     copy_images: bool = False,
     val_fraction: Optional[float] = None,
@@ -65,10 +45,11 @@ def write_dataset(
     Arguments:
       out: the export folder.
       entries: (image record, its objects bottom layer first, flags with "width"/"height").
-      names: image path -> output name without extension (`export._output_names`).
+      names: image id -> output name without extension (`export._output_names`).
       labels: class names, in index order.
-      files: image path -> its file.
-      copy_images: copy the images instead of linking to them.
+      files: image id -> its file (`item_files.ItemFile`).
+      copy_images: copy the images instead of linking to them (an item whose file is not a
+        plain image is always written as a PNG of its pixels).
       val_fraction: that share of the images (at least one, when there are two or more) goes
         to `val`, drawn with `seed`; None: `val` is the same list as `train`.
       seed: the split's seed.
@@ -81,13 +62,13 @@ def write_dataset(
     class_index = {name: i for i, name in enumerate(labels)}
     placed, unplaced = [], []
     for image, objects, flags in entries:
-        name = names[image.path]
+        name = names[image.id]
         label_file = out / "labels" / f"{name}.txt"
         label_file.parent.mkdir(parents=True, exist_ok=True)
         label_file.write_text("".join(f"{line}\n" for line in yolo_lines(objects, flags["height"], flags["width"], class_index)))
-        relative = f"images/{name}{PurePosixPath(image.path).suffix}"
-        if place_image(files[image.path], out / relative, copy_images):
-            placed.append(relative)
+        written = place_item(files[image.id], out / "images" / name, copy_images)
+        if written is not None:
+            placed.append(written.relative_to(out).as_posix())
         else:
             unplaced.append(image.path)
     config: dict = {"train": "images", "val": "images"}

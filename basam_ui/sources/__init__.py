@@ -99,9 +99,17 @@ def open_source(
 
 def frame_count(source: Source) -> int:
     """How many items (frames) a file holds, from its header: 1 except for multi-frame DICOM
-    instances. Raises ImageReadError as `open_source` does."""
-    kind = kind_of(source) or PHOTO
-    return kind.frames(source) if kind.frames is not None else 1
+    instances. Raises ImageReadError as `open_source` does. Cheap for files no kind with frames
+    claims: only the kinds up to the last one with frames are asked (a folder scan asks this of
+    every new file)."""
+    asked = KINDS[: max((k + 1 for k, kind in enumerate(KINDS) if kind.frames is not None), default=0)]
+    if not asked:
+        return 1
+    head = _head(source)
+    path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    name = path or str(getattr(source, "name", ""))
+    kind = next((kind for kind in asked if kind.claims(name, head, path)), None)
+    return kind.frames(source) if kind is not None and kind.frames is not None else 1
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from ..checkpoints import sha256_file
 
 DEFAULT_MAX_PIXELS = 150_000_000  # ordinary images larger than this are refused (slides are read by region)
 HEAD_BYTES = 132  # what kinds sniff: enough for DICOM's "DICM" at offset 128
+IDENTIFYING = "identifying"  # provenance key of values that identify a study (UIDs): written only where allowed
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]  # what `open_source` takes
 
@@ -55,11 +56,25 @@ class ImageSource(ABC):
 
     `name` is how messages name it; `path` the file (None for bytes). Opening reads the
     header only; `read` decodes pixels. Close it (or use it as a context manager) when done.
+
+    What a kind may have beyond that (defaults here, so callers never ask which kind it is):
+    `frames` (how many items its file holds) and `frame` (this one, 0-based); `windows` (the
+    display windows it offers, `sources.Window`s; empty: its pixels are shown as they are) and
+    `window` (the one `read` uses), with `with_window` and `window_record`; `inverted`: its grey
+    levels fall as its values rise (DICOM MONOCHROME1); `plain_file`: its file is an ordinary
+    image file other programs read as it is (a photo), so exports may link or copy it; when
+    False they write its pixels instead (a DICOM frame: its file carries patient data).
     """
 
     kind: ClassVar[str]
+    plain_file: ClassVar[bool] = False
     name: str
     path: Optional[Path]
+    frames: int = 1
+    frame: int = 0
+    windows: tuple = ()
+    window: Optional[Any] = None
+    inverted: bool = False
 
     @property
     @abstractmethod
@@ -90,11 +105,25 @@ class ImageSource(ABC):
             raise ImageReadError(f"{self.name}: has no file to fingerprint")
         return sha256_file(self.path)
 
+    def with_window(self, window: Any) -> "ImageSource":
+        """The same item under another display window (a `Window` or its key text); None: the
+        default. A kind without windows takes only None."""
+        if window is not None:
+            raise ValueError(f"{self.name}: a {self.kind} has no display window")
+        return self
+
+    def window_record(self) -> Optional[dict[str, Any]]:
+        """The window `read` uses as provenance records it (`Window.record()`: key, name,
+        function, centre and width; an automatic window's centre and width once read), or
+        None for a kind without windows."""
+        return None
+
     def provenance(self) -> dict[str, Any]:
         """Fields of the item worth recording with what is made from it (kind-specific:
-        e.g. a pixel size); never patient-identifying data. Values that identify a study
-        without naming the patient (DICOM UIDs) sit under the key "identifying": write them
-        only where that is allowed."""
+        e.g. a pixel size, "pixel_spacing_mm" [row, column] where known); never
+        patient-identifying data. Values that identify a study without naming the patient
+        (DICOM UIDs) sit under the key IDENTIFYING ("identifying"): write them only where
+        that is allowed (`public_provenance` drops them)."""
         return {"kind": self.kind}
 
     def close(self) -> None:
@@ -175,6 +204,28 @@ class SourceKind:
         if os.path.splitext(name)[1].lower() not in self.extensions and not self.magic(head):
             return False
         return self.accepts is None or path is None or self.accepts(path)
+
+
+def public_provenance(provenance: Optional[dict[str, Any]], keep_identifying: bool = False) -> dict[str, Any]:
+    """A provenance dict as it may be shown or written: without its IDENTIFYING part, unless
+    `keep_identifying` (e.g. `basam-ui export --keep-uids`)."""
+    provenance = dict(provenance or {})
+    if not keep_identifying:
+        provenance.pop(IDENTIFYING, None)
+    return provenance
+
+
+def pixel_area_mm2(provenance: Optional[dict[str, Any]]) -> Optional[float]:
+    """The area of one pixel in mm² from an item's provenance ("pixel_spacing_mm" [row,
+    column] in mm, or a slide's "mpp" [x, y] in µm), or None when the item does not say."""
+    provenance = provenance or {}
+    spacing = provenance.get("pixel_spacing_mm")
+    if spacing:
+        return float(spacing[0]) * float(spacing[1])
+    mpp = provenance.get("mpp")
+    if mpp:
+        return float(mpp[0]) * float(mpp[1]) / 1e6
+    return None
 
 
 def check_max_pixels(max_pixels: object) -> int:

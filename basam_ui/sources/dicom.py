@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, Optional, Union
 import numpy as np
 
 from .base import (
-    DEFAULT_MAX_PIXELS, FileSource, ImageReadError, Region, Source, SourceKind, check_max_pixels,
+    DEFAULT_MAX_PIXELS, IDENTIFYING, FileSource, ImageReadError, Region, Source, SourceKind, check_max_pixels,
 )  # fmt: skip
 from .dicom_window import VOI_LUT, Window, file_windows, grey_levels, modality_values, resolve, to_uint8
 
@@ -47,7 +47,6 @@ FRAME_MACROS = {
     "FrameVOILUTSequence": ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction"),
     "PixelMeasuresSequence": ("PixelSpacing",),
 }
-IDENTIFYING = "identifying"  # provenance key of the UIDs: they identify a study; write them only where allowed
 
 
 def magic(head: bytes) -> bool:
@@ -95,6 +94,7 @@ class DicomSource(FileSource):
             self.name = f"{file_name} [frame {frame + 1} of {self.frames}]"
         self._header = _frame_header(dataset, frame)
         self.photometric = str(self._header.PhotometricInterpretation).strip().upper()
+        self.inverted = self.photometric == "MONOCHROME1"
         self.modality = str(self._header.get("Modality", "") or "")
         monochrome = self.photometric in MONOCHROME
         self.windows: tuple[Window, ...] = (
@@ -172,6 +172,10 @@ class DicomSource(FileSource):
             return _to_8bit(apply_color_lut(stored, header), bits)
         return _to_8bit(stored, int(header.get("BitsStored", 8) or 8))
 
+    def window_record(self) -> Optional[dict[str, Any]]:
+        window = self._resolved or self.window
+        return window.record() if window is not None else None
+
     def fingerprint(self) -> str:
         """SHA-256 of the file (or bytes); for a frame of a multi-frame instance, with
         "-f<frame number>" added, so two frames differ."""
@@ -190,7 +194,6 @@ class DicomSource(FileSource):
         header = self._header
         spacing, spacing_source = pixel_spacing(header)
         sop_class = str(header.get("SOPClassUID", ""))
-        window = self._resolved or self.window
         return {
             "kind": self.kind,
             "modality": self.modality,
@@ -203,7 +206,7 @@ class DicomSource(FileSource):
             "bits_stored": int(header.get("BitsStored", 0) or 0) or None,
             "pixel_spacing_mm": spacing,
             "pixel_spacing_source": spacing_source,
-            "window": window.record() if window is not None else None,
+            "window": self.window_record(),
             IDENTIFYING: {
                 "study_instance_uid": str(header.get("StudyInstanceUID", "")),
                 "series_instance_uid": str(header.get("SeriesInstanceUID", "")),

@@ -64,6 +64,7 @@ class PhotoSource(FileSource):
     by `read` (the whole image is decoded; a region is cut from it)."""
 
     kind = "photo"
+    plain_file = True
 
     def __init__(self, source: Source, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.max_pixels = check_max_pixels(max_pixels)

@@ -18,10 +18,10 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from ...project.records import display_path
 from ...prompts import Prompts
 from ...vocabulary import DEFAULT_SIDE, side_key
 from ..common import events as common
+from ..common import window_events
 from ..common.engine import AppEngine
 from ..common.session import AppError, Progress, Session, Settings, no_progress, parse_size
 MAX_STROKES = 500
@@ -78,16 +78,16 @@ def open_image(engine: AppEngine, project, state: AnnotateState, image_id: int) 
     state = start(state)
     image, other = project.open_image(int(image_id), state.holder, state.annotator)
     if image.missing:
-        raise AppError(f"{display_path(image.path)}: the file is missing (its objects are kept)")
+        raise AppError(f"{image.display_name}: the file is missing (its objects are kept)")
     if image.unreadable:
         return _without_image(engine, state, image)
     try:
-        session = common.upload_image(engine, str(project.file_path(image)))
+        session = common.upload_image(engine, str(project.file_path(image)), frame=image.frame)
     except AppError as exc:  # the header read, the pixels did not (a truncated file, a bomb)
         reason = str(exc).removeprefix(f"{project.file_path(image).name}: ")
         return _without_image(engine, state, project.mark_unreadable(image.id, reason))
     engine.forget(state.session)
-    shown = display_path(image.path)
+    shown = image.display_name
     note = f"{shown} is also open in {other or 'another'} session" if other is not None else ""
     if image.changed:
         note = (f"⚠️ {shown} changed on disk since its objects were drawn: they are kept apart "
@@ -103,7 +103,7 @@ def _without_image(engine: AppEngine, state: AnnotateState, image) -> AnnotateSt
     engine.forget(state.session)
     note = (f"⚠️ can't be read: {image.unreadable}. Its status is kept; fix the file and open the image again, "
             "or move on (D, Next to do).")
-    return replace(state, image_id=image.id, session=Session(image_name=display_path(image.path)), side=DEFAULT_SIDE, selected=None,
+    return replace(state, image_id=image.id, session=Session(image_name=image.display_name), side=DEFAULT_SIDE, selected=None,
                    reopened=None, started=None, note=note)  # fmt: skip
 
 
@@ -160,11 +160,11 @@ def _open_next_todo(engine: AppEngine, project, state: AnnotateState, after: Opt
 
 
 def image_named(project, shown: str):
-    """The image a row of the list names (as `display_path` shows it); AppError for none."""
+    """The image a row of the list names (as `ImageRecord.display_name` shows it); AppError for none."""
     try:
         return project.image_by_path(shown)
     except KeyError:
-        found = next((image for image in project.images() if display_path(image.path) == shown), None)
+        found = next((image for image in project.images() if image.display_name == shown), None)
     if found is None:
         raise AppError("pick an image in the list")
     return found
@@ -320,6 +320,7 @@ def commit(
         predicted_iou=float(result.scores[result.choice]) if result.scores is not None else None,
         iou_sam_basam=iou, annotator=state.annotator,
         seconds=time.time() - state.started if state.started is not None else None,
+        window=session.window,
     )
     try:
         record = project.commit_object(
@@ -412,6 +413,18 @@ def add_label(project, name: str) -> list[str]:
         return project.add_labels([name])
     except ValueError as exc:
         raise AppError(str(exc)) from None
+
+
+def set_window(engine: AppEngine, state: AnnotateState, window: str) -> tuple[AnnotateState, Optional[dict]]:
+    """Show and encode the open image under display window `window` (a `Window` key), keeping
+    its prompts; objects committed from now on record it. Returns (the state, the canvas value
+    with the new image and the prompts), or the state and None when it has that window already.
+    `encode` then encodes both sides."""
+    _need_image(state)
+    if state.session.window and state.session.window["key"] == window:
+        return state, None
+    session = window_events.reread(engine, state.session, window=window)
+    return replace(state, session=session), window_events.canvas_value_for(session)
 
 
 def settings_for(engine: AppEngine, settings: Settings) -> tuple[int | str, list]:

@@ -13,6 +13,7 @@ from ...vocabulary import (
     DATASET_FORMAT_LABELS, DATASET_FORMATS, DEFAULT_BETA, DEFAULT_SIDE, MAX_BETA, SIDE_LABELS, SIDES,
 )  # fmt: skip
 from ..common import events as common
+from ..common import windows
 from ..common.auth import login_name
 from ..common.canvas import PromptCanvas
 from ..common.engine import AppEngine
@@ -20,6 +21,7 @@ from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, f
 from ..common.page import listen as attach
 from ..common.page import stamp_timings
 from ..common.session import USER_ERRORS, Settings
+from ..common.window_control import window_control
 from . import events as annotate
 from . import view as annotate_view
 from .events import AnnotateState
@@ -72,8 +74,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     column_widths=["52%", "34%", "14%"],
                 )
             with gr.Column(scale=3):
-                canvas = PromptCanvas(None, extensions=[HERE / "annotate.js"], objects=None, elem_id="canvas",
-                                      empty="No image to show: the line under the canvas says why")
+                canvas = PromptCanvas(None, extensions=[HERE / "annotate.js", windows.DRAG_SCRIPT], objects=None,
+                                      elem_id="canvas", empty="No image to show: the line under the canvas says why")
                 gr.Markdown(KEYS_HELP, elem_id="ann-keys")
                 status = gr.Markdown("", elem_id="status")
             with gr.Column(scale=1, min_width=260):
@@ -88,6 +90,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 with gr.Row():
                     commit_btn = gr.Button("Commit (Enter)", elem_id="ann-commit", variant="primary", size="sm")
                     undo_btn = gr.Button("Undo last commit", elem_id="ann-undo", size="sm")
+                windowing = window_control()  # shown for images with display windows (monochrome DICOM)
                 objects = gr.Radio([], label="Objects (select one)", elem_id="ann-objects")
                 with gr.Row():
                     relabel_btn = gr.Button("Set class", elem_id="ann-relabel", size="sm")
@@ -117,7 +120,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
 
         settings_inputs = [model, size, nsf, bmam, beta]
         light = [state, canvas, status, message]
-        full = light + [images, progress, objects, side]
+        full = light + [images, progress, objects, side, *windowing.outputs]
 
         def settings_of(data: dict) -> Settings:
             return Settings(data[model], data[size], data[nsf], data[bmam], data[beta], False)
@@ -132,7 +135,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 out.update({
                     images: annotate_view.image_rows(project, st), progress: annotate_view.progress_text(project),
                     objects: gr.update(choices=annotate_view.object_choices(records), value=st.selected),
-                    side: SIDE_LABELS[st.side],
+                    side: SIDE_LABELS[st.side], **windowing.updates(st.session),
                 })
             return out
 
@@ -174,7 +177,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 resolution, configs = annotate.settings_for(engine, settings)
             except USER_ERRORS:
                 return
-            prefetcher.request(settings.model, str(project.file_path(following)), resolution, configs)
+            prefetcher.request(settings.model, str(project.file_path(following)), resolution, configs,
+                               frame=following.frame)
 
         def with_extra(base: dict, extra: dict) -> dict:
             """`base` updated by an event's own updates (the canvas's merged, prop by prop)."""
@@ -292,6 +296,25 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             return st, {canvas: gr.update(value=value)}
 
         listen(reopen_btn.click, guarded(on_reopen), [], everything)
+
+        def window_event(requested: Callable[[dict], str]):
+            """A new display window for the open image: read again (prompts kept), then encoded."""
+            def event(st, d, r):
+                st, value = annotate.set_window(engine, st, requested(d))
+                return st, ({canvas: gr.update(value=value), **windowing.updates(st.session)} if value is not None else {})
+
+            return guarded(event, everything=False)
+
+        window_outputs = light + windowing.outputs
+        for trigger, requested, inputs in (
+            (windowing.choice.input, lambda d: windows.requested_window(
+                d[windowing.choice], d[windowing.level], d[windowing.width]), windowing.outputs[1:]),
+            ([windowing.apply.click, windowing.level.submit, windowing.width.submit], lambda d: windows.requested_window(
+                windows.CUSTOM, d[windowing.level], d[windowing.width]), windowing.outputs[1:]),
+            (canvas.set_window, lambda d: windows.dragged_window(d[canvas]), [canvas]),
+        ):
+            changed = listen(trigger, window_event(requested), inputs, window_outputs, trigger_mode="always_last")
+            changed.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
         settings_triggers = [model.change, size.change, nsf.input, bmam.input, beta.release]
         listen(settings_triggers, guarded(encode_event, everything=False, prefetch=True), [], light,
                trigger_mode="always_last")

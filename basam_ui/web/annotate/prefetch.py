@@ -47,10 +47,13 @@ class Prefetcher:
                 self._last_event = time.monotonic()
                 self._cond.notify_all()
 
-    def request(self, model: str, path: str, resolution: int | str, configs: Sequence[BASAMConfig]) -> None:
-        """Encode the image at `path` with each of `configs` when idle (replaces an older wish)."""
+    def request(
+        self, model: str, path: str, resolution: int | str, configs: Sequence[BASAMConfig], frame: int = 0
+    ) -> None:
+        """Encode the image at `path` (frame `frame` of a multi-frame file, under its default
+        window, as the page opens it) with each of `configs` when idle (replaces an older wish)."""
         with self._cond:
-            self._wanted = (model, str(path), resolution, tuple(configs))
+            self._wanted = (model, str(path), resolution, tuple(configs), int(frame))
             self._cond.notify_all()
 
     def stop(self) -> None:
@@ -69,16 +72,17 @@ class Prefetcher:
             return not self._stopped
 
     def _run(self) -> None:
-        from ...image_io import load_image
+        from ...sources import open_source
 
         while self._wait_idle():
             with self._cond:
                 wanted, self._wanted = self._wanted, None
             if wanted is None:
                 continue
-            model, path, resolution, configs = wanted
+            model, path, resolution, configs, frame = wanted
             try:
-                image = load_image(path, max_pixels=self.engine.max_pixels)
+                with open_source(path, max_pixels=self.engine.max_pixels, frame=frame) as source:
+                    image = source.read()
                 for config in configs:
                     with self._cond:  # a click came in: let it have the cores, finish later
                         if not self._idle():

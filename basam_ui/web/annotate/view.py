@@ -9,20 +9,14 @@ from typing import Optional
 
 import numpy as np
 
-from ...vocabulary import SIDE_LABELS, STATUS_LABELS
+from ...vocabulary import PALETTE, SIDE_LABELS, STATUS_LABELS
 from ..common import events as common
 from ..common import render
-from ...project.records import display_path
 from ..common.text import literal
 from .events import AnnotateState
 
 OPEN_MARK = "▶ "
-# distinct colours for objects (Tableau 10 then lighter ones), chosen by list position
-OBJECT_COLOURS = (
-    (78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79), (237, 201, 72),
-    (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172), (31, 119, 180), (44, 160, 44),
-    (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207),
-)
+OBJECT_COLOURS = PALETTE  # objects' colours, by list position
 LIST_LIMIT = 200  # rows of the image list
 MAX_DRAWN = 127  # objects drawn apart on the canvas (pixel value k + 1 inside, 128 + k + 1 on the edge)
 FILL_ALPHA, EDGE_ALPHA = 90, 255
@@ -59,7 +53,7 @@ def image_rows(project, state: AnnotateState, limit: int = LIST_LIMIT) -> list[l
             status += " · changed!"
         if image.id in others:
             status += f" · open by {others[image.id] or 'another session'}"
-        name = (OPEN_MARK if image.id == state.image_id else "") + display_path(image.path)
+        name = (OPEN_MARK if image.id == state.image_id else "") + image.display_name
         rows.append([name, status, image.object_count])
     return rows
 
@@ -145,10 +139,10 @@ def status_text(project, state: AnnotateState) -> str:
         return "No image open."
     image = project.image(state.image_id)
     if session.image is None:  # missing or unreadable: the name, its status and why
-        return (f"**{literal(display_path(image.path))}** · {STATUS_LABELS.get(image.status, image.status)}  \n"
+        return (f"**{literal(image.display_name)}** · {STATUS_LABELS.get(image.status, image.status)}  \n"
                 f"{literal(state.note)}")
     h, w = session.image.shape[:2]
-    lines = [f"**{literal(display_path(image.path))}** ({w}×{h}) · {STATUS_LABELS.get(image.status, image.status)} · "
+    lines = [f"**{literal(image.display_name)}** ({w}×{h}) · {STATUS_LABELS.get(image.status, image.status)} · "
              f"{image.object_count} object{'s' if image.object_count != 1 else ''}"
              + (f" · Enter replaces object {state.reopened}" if state.reopened else "")]
     if state.note:

@@ -6,7 +6,9 @@
 // not by replacing its functions:
 //   hooks.layers: fn(v) drawn after the image and the masks, under the prompts (the context
 //     is in screen space, CSS px; `imageSpace()` switches to image pixels);
-//   hooks.drawn: fn(v) after each draw (e.g. a status line of the extension's own).
+//   hooks.drawn: fn(v) after each draw (e.g. a status line of the extension's own);
+//   hooks.image: fn(v) -> an image (or canvas) to draw instead of the loaded one, or null
+//     (e.g. a preview of the image under another display window).
 // They may read `st`, `ctx`, `value()`, `toCanvas`, `toImage` and call `draw()`, `setView()`.
 const root = element.querySelector('.bc-root');
 const stage = root.querySelector('.bc-stage');
@@ -23,7 +25,7 @@ const st = {
   drag: null, space: false, hover: false, pending: new Map(), latency: [], drawn: 0, maskTicket: 0,
 };
 
-const hooks = {layers: [], drawn: []};
+const hooks = {layers: [], drawn: [], image: []};
 
 const resolve = u => (u.includes(':') || u.startsWith('/')) ? u
   : ((window.gradio_config && window.gradio_config.root) || '.') + '/' + u;
@@ -61,11 +63,18 @@ function toClient(x, y) {
 
 // -- images: the display copy at once, the full-resolution copy when the zoom needs it ----
 function loadImage(v) {
+  // the same picture under another display window (keep_view): keep the zoom, and show the old
+  // copy until the new one has loaded
+  const keep = !!v.image.keep_view && !!st.display && st.W === v.image.width && st.H === v.image.height;
   st.key = v.image.url; st.W = v.image.width; st.H = v.image.height;
-  st.display = null; st.full = null; st.fullState = 'none'; st.fullTries = 0;
-  st.masks = null; dropLayers(); st.pending.clear(); st.fitted = false;
+  if (!keep) { st.display = null; st.fitted = false; }
+  st.full = null; st.fullState = 'none'; st.fullTries = 0;
+  st.masks = null; dropLayers(); st.pending.clear();
   const img = new Image();
-  img.onload = () => { if (st.key === v.image.url) { st.display = img; fit(); root.dataset.ready = '1'; } };
+  img.onload = () => {
+    if (st.key !== v.image.url) return;
+    st.display = img; if (keep) draw(); else fit(); root.dataset.ready = '1';
+  };
   img.src = resolve(v.image.url);
   root.dataset.ready = '0'; root.dataset.w = st.W; root.dataset.h = st.H;
 }
@@ -183,7 +192,7 @@ function draw() {
   if (!v || !st.display) { statusLine.textContent = ''; return; }
   const full = needsFull();
   if (full) loadFull();
-  const source = full && st.full ? st.full : st.display;
+  const source = hooks.image.map(f => f(v)).find(Boolean) || (full && st.full ? st.full : st.display);
   ctx.imageSmoothingEnabled = st.scale * d < 1;
   ctx.setTransform(d * st.scale, 0, 0, d * st.scale, d * st.tx, d * st.ty);
   ctx.drawImage(source, 0, 0, st.W, st.H);

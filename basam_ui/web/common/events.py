@@ -25,7 +25,7 @@ import numpy as np
 from ...basam.config import BASAMConfig
 from ...prompts import PromptError, Prompts
 from ...vocabulary import SIDE_LABELS, SIDES
-from . import render
+from . import render, windows
 from .text import literal
 from .engine import AppEngine
 from .session import DISPLAY_MAX_SIDE, AppError, Progress, Session, SideResult, Settings, no_progress, parse_size
@@ -86,16 +86,21 @@ def read_image(engine: AppEngine, path: str) -> np.ndarray:
         raise AppError(f"could not read {shown}: {exc.strerror or exc}") from None
 
 
-def upload_image(engine: AppEngine, path: Optional[str], *, api: bool = False) -> Session:
+def upload_image(
+    engine: AppEngine, path: Optional[str], *, api: bool = False, frame: int = 0, window: Optional[str] = None,
+    keep_view: bool = False,
+) -> Session:
     """Upload: a new session (no prompts, ground truth or results) for the file at `path` (the
-    server-side upload): the image at full resolution and, unless `api`, its display copy for
-    the canvas. `compute` then encodes it. A bad file raises AppError (the old session stays)."""
+    server-side upload): the image at full resolution (frame `frame` of a multi-frame file,
+    under display window `window`, a key; None: the file's default) and, unless `api`, its
+    display copy for the canvas (`keep_view`: the canvas keeps its zoom, for a new window of the
+    same image). `compute` then encodes it. A bad file raises AppError (the old session stays)."""
     if not path:
         return Session()
     shown = Path(path).name
-    image = read_image(engine, path)
+    image, item = windows.read_item(engine, path, frame, window)
     if api:
-        return Session(folder=engine.new_folder("api"), image=image, image_path=str(path), image_name=shown)
+        return Session(folder=engine.new_folder("api"), image=image, image_path=str(path), image_name=shown, **item)
     display = render.downscale(image, DISPLAY_MAX_SIDE)
     folder = engine.new_folder()
     copy = render.save_jpeg(display, folder / "display.jpg")
@@ -108,9 +113,14 @@ def upload_image(engine: AppEngine, path: Optional[str], *, api: bool = False) -
         "url": f"gradio_api/file={copy}", "full": f"gradio_api/file={full}",
         "width": int(image.shape[1]), "height": int(image.shape[0]),
     }
-    return Session(
-        folder=folder, image=image, image_path=str(path), image_name=shown, display=display, canvas_image=canvas_image
+    session = Session(
+        folder=folder, image=image, image_path=str(path), image_name=shown, display=display, canvas_image=canvas_image,
+        **item,
     )
+    window_for_canvas = windows.canvas_window(session)
+    if window_for_canvas is not None or keep_view:
+        canvas_image.update(window=window_for_canvas, keep_view=keep_view)
+    return session
 
 
 def _write_full_copy(image: np.ndarray, path: Path) -> None:
@@ -230,6 +240,9 @@ def status_text(session: Session) -> str:
     else:
         lines.append(f"**IoU between SAM and BA-SAM masks: {iou:.4f}**")
     lines += [_side_line(SIDE_LABELS[key], session.side(key)) for key in SIDES]
+    facts = windows.facts_line(session)
+    if facts:
+        lines.append(literal(facts))
     if session.gt is not None:
         if iou is None:
             lines.append(f"Ground truth {literal(session.gt_name)} loaded: metrics appear after the first prompt.")

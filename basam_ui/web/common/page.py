@@ -24,6 +24,7 @@ BASE_CSS = """
 #message p { color: #b91c1c; font-weight: 600; }
 #weights-warning { background: #fff4d6; border-radius: 6px; padding: 6px 12px; }
 #weights-warning p { color: #6b4a00; }
+#window-help p { font-size: 0.8em; opacity: 0.8; }
 """
 
 

@@ -157,6 +157,14 @@ class Session:
     settings: Optional[Settings] = None  # those the results were made with
     sam: Optional[SideResult] = None
     basam: Optional[SideResult] = None
+    # the item read from the file (see windows.py): its frame (0-based) of `frames`, the display
+    # windows it offers as (label, key) and the one it is shown and encoded under (its record),
+    # and its source's facts as they may be shown (no UIDs, no patient)
+    frame: int = 0
+    frames: int = 1
+    windows: tuple = ()
+    window: Optional[dict] = None
+    facts: Optional[dict] = None
 
     def side(self, name: str) -> Optional[SideResult]:
         """The result of a side, by key or label ("sam"/"SAM", "basam"/"BA-SAM")."""

@@ -27,10 +27,15 @@ def segment(
     multimask: bool = False,
     model: Optional[str] = None,
     progress: Progress = no_progress,
+    window: str = "",
+    frame: Any = 1,
 ) -> tuple[Path, Path, dict]:
-    """The API: one image file and prompts in, the SAM and BA-SAM masks (full-resolution
-    PNGs with metadata) and an info dict out. Points outside the image are clipped to its
-    border by the Segmenter; with multimask, each side returns its best-scored candidate."""
+    """The API: one image file (a photo, or a DICOM file with or without extension) and prompts
+    in, the SAM and BA-SAM masks (full-resolution PNGs with metadata) and an info dict out.
+    Points outside the image are clipped to its border by the Segmenter; with multimask, each
+    side returns its best-scored candidate. `window`: a display window for a monochrome DICOM
+    ("linear:CENTRE:WIDTH", "auto", "full", a preset's key; "": the file's first); `frame`: the
+    1-based frame of a multi-frame DICOM."""
     try:
         prompts = Prompts.from_api(points, box)
     except PromptError as exc:
@@ -38,8 +43,13 @@ def segment(
     if prompts.empty:
         raise AppError("give at least one point or a box")
     settings = Settings(model or engine.default_model, size, bool(nsf), bool(bmam), float(beta), bool(multimask))
+    try:
+        frame_index = int(frame if frame not in (None, "") else 1) - 1
+    except (TypeError, ValueError):
+        raise AppError(f"frame must be a frame number (1, 2, ...), got {frame!r}") from None
     engine.prune("api", API_FILES_MAX_AGE_S)
-    session = replace(upload_image(engine, image_path, api=True), prompts=prompts)
+    session = upload_image(engine, image_path, api=True, frame=frame_index, window=str(window or "").strip() or None)
+    session = replace(session, prompts=prompts)
     session = compute(engine, session, settings, progress)
     files = [_api_mask_file(engine, session, side) for side in SIDES]
     info = {
@@ -47,6 +57,8 @@ def segment(
         "model": settings.model,
         "input_size": session.sam.size,
         "iou_sam_basam": mask_iou(session),
+        "frame": session.frame + 1,
+        "window": session.window,
         "sam": _side_info(session.sam),
         "basam": _side_info(session.basam),
     }

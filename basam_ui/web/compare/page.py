@@ -13,6 +13,7 @@ import gradio as gr
 
 from ...vocabulary import DEFAULT_BETA, DEFAULT_SIDE, MAX_BETA, SIDE_LABELS, SIDES
 from ..common import events as common
+from ..common import window_events, windows
 from ..common.canvas import CLEAR_JS, SET_NEGATIVE_JS, UNDO_JS, PromptCanvas
 from ..common.engine import AppEngine
 from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message, failure_text
@@ -20,12 +21,16 @@ from ..common.page import progress_reporter
 from ..common.page import listen as attach
 from ..common.page import stamp_timings
 from ..common.session import USER_ERRORS, Progress, Session, Settings
+from ..common.window_control import window_control
 from . import api, events
 from .events import EXPORT_CHOICES
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets"  # present in a clone or a Space
 EXAMPLES = (("camouflage.jpg", "camouflage_mask.png"), ("lesion.jpg", "lesion_mask.png"))
 IMAGE_FILE_TYPES = ["image", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"]
+# the image upload takes any file: a DICOM file may have no extension (it is recognised by its
+# "DICM" preamble), and what is not an image is refused by the reader with a sentence
+UPLOAD_FILE_TYPES = None
 PROMPT_HELP = (
     "Click: positive point · Shift-click or right-click: negative point · drag: box. "
     "SAM takes one box per prediction: the last box drawn is used, together with all points."
@@ -53,7 +58,10 @@ def build_app(engine: AppEngine) -> gr.Blocks:
         message = gr.Markdown("", elem_id="message")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                upload = gr.File(label="Image", file_types=IMAGE_FILE_TYPES, type="filepath", elem_id="upload", height=110)
+                upload = gr.File(label="Image (photo, or DICOM with or without .dcm)", file_types=UPLOAD_FILE_TYPES,
+                                 type="filepath", elem_id="upload", height=110)
+                frame = gr.Dropdown([], label="Frame (multi-frame DICOM)", elem_id="frame", visible=False)
+                windowing = window_control()
                 gt_upload = gr.File(
                     label="Ground-truth mask (optional)", file_types=IMAGE_FILE_TYPES, type="filepath",
                     elem_id="gt-upload", height=110,
@@ -76,7 +84,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
                 beta = gr.Slider(0, MAX_BETA, value=DEFAULT_BETA, step=0.05, label="β (BM-AM slope)", elem_id="beta")
                 multimask = gr.Checkbox(False, label="Multimask (3 candidates per side)", elem_id="multimask")
             with gr.Column(scale=4):
-                canvas = PromptCanvas(None, elem_id="canvas")
+                canvas = PromptCanvas(None, extensions=[windows.DRAG_SCRIPT], elem_id="canvas")
                 gr.Markdown(PROMPT_HELP + "  \n" + VIEW_LEGEND, elem_id="prompt-help")
                 status = gr.Markdown("Upload an image to start.", elem_id="status")
                 with gr.Row(equal_height=False):
@@ -134,20 +142,55 @@ def build_app(engine: AppEngine) -> gr.Blocks:
 
             return run
 
+        def item_updates(session: Session) -> dict:
+            """The frame selector and the window control for the session's image."""
+            choices = [(f"frame {k + 1} of {session.frames}", k) for k in range(session.frames)]
+            return {**windowing.updates(session),
+                    frame: gr.update(choices=choices, value=session.frame, visible=session.frames > 1)}
+
         def on_upload(data, report):
             session = common.upload_image(engine, data[upload])
             engine.forget(data[state])  # the previous image's files
             negative = data[click_mode] == "negative"
-            return session, {canvas: gr.update(value=common.canvas_value(session.canvas_image, negative), masks=common.masks_for_canvas(session)), gt_upload: None}
+            return session, {canvas: gr.update(value=common.canvas_value(session.canvas_image, negative), masks=common.masks_for_canvas(session)), gt_upload: None,
+                             **item_updates(session)}
 
         def on_example(data, report):
             session = events.set_ground_truth(engine, common.upload_image(engine, data[upload]), data[gt_upload])
             engine.forget(data[state])
-            return session, {canvas: gr.update(value=common.canvas_value(session.canvas_image, data[click_mode] == "negative"), masks=common.masks_for_canvas(session))}
+            return session, {canvas: gr.update(value=common.canvas_value(session.canvas_image, data[click_mode] == "negative"), masks=common.masks_for_canvas(session)),
+                             **item_updates(session)}
 
         def on_reset(data, report):
             engine.forget(data[state])
-            return Session(), {canvas: gr.update(value=None, masks={"url": None, "png": None}), gt_upload: None}
+            return Session(), {canvas: gr.update(value=None, masks={"url": None, "png": None}), gt_upload: None,
+                               **item_updates(Session())}
+
+        def reread(data, **where) -> tuple[Session, dict]:
+            """The image read again under another window or at another frame (encoded next)."""
+            old = data[state]
+            if "window" in where and old.window and where["window"] == old.window["key"]:
+                return old, {}  # the window it has (a dropdown reports a pick twice)
+            session = window_events.reread(engine, old, **where)
+            value = window_events.canvas_value_for(session, data[click_mode] == "negative")
+            extra = {canvas: gr.update(value=value, masks=common.masks_for_canvas(session)), **item_updates(session)}
+            return session, ({**extra, gt_upload: None} if "frame" in where else extra)
+
+        def on_window(data, report):
+            return reread(data, window=windows.requested_window(data[windowing.choice], data[windowing.level],
+                                                               data[windowing.width]))
+
+        def on_typed_window(data, report):
+            return reread(data, window=windows.requested_window(windows.CUSTOM, data[windowing.level],
+                                                               data[windowing.width]))
+
+        def on_dragged_window(data, report):
+            return reread(data, window=windows.dragged_window(data[canvas]))
+
+        def on_frame(data, report):
+            if data[frame] is None or int(data[frame]) == data[state].frame:
+                return data[state], {}
+            return reread(data, frame=int(data[frame]))
 
         def on_prompt(data, report):
             return common.set_prompts(engine, data[state], data[canvas], settings_of(data), report), {}
@@ -198,12 +241,25 @@ def build_app(engine: AppEngine) -> gr.Blocks:
         # an upload shows the image at once, then encodes it (with progress) in a second step;
         # a file that is no image is taken off the upload control, so another can be picked
         encode = guarded(on_settings, keep_message=True)
+        item_outputs = [frame, *windowing.outputs]
         uploaded = listen(
             upload.upload, guarded(on_upload, on_error={upload: None}), {*common_inputs, upload, click_mode},
-            extra=[canvas, gt_upload, upload], api_name="upload",
+            extra=[canvas, gt_upload, upload, *item_outputs], api_name="upload",
         )
         listen(uploaded.then, encode, common_inputs, api_name="encode_upload")
-        listen(upload.clear, guarded(on_reset), common_inputs, extra=[canvas, gt_upload], api_name="clear_image")
+        listen(upload.clear, guarded(on_reset), common_inputs, extra=[canvas, gt_upload, *item_outputs], api_name="clear_image")
+        # a new window or frame: the image is read again (the old one stays until then), then encoded
+        window_inputs = {*common_inputs, click_mode, windowing.choice, windowing.level, windowing.width}
+        for trigger, handler, inputs, name in (
+            (windowing.choice.input, on_window, window_inputs, "window"),
+            ([windowing.apply.click, windowing.level.submit, windowing.width.submit], on_typed_window, window_inputs,
+             "typed_window"),
+            (canvas.set_window, on_dragged_window, {*common_inputs, click_mode, canvas}, "dragged_window"),
+            (frame.input, on_frame, {*common_inputs, click_mode, frame}, "frame"),
+        ):
+            changed = listen(trigger, guarded(handler), inputs, extra=[canvas, gt_upload, *item_outputs], api_name=name,
+                             trigger_mode="always_last")
+            listen(changed.then, encode, common_inputs, api_name=f"encode_{name}")
         listen(
             gt_upload.upload, guarded(on_gt, on_error={gt_upload: None}), {*common_inputs, gt_upload},
             extra=[gt_upload], api_name="ground_truth",
@@ -212,7 +268,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
         if examples is not None:
             loaded = listen(
                 examples.load_input_event.then, guarded(on_example), {*common_inputs, upload, gt_upload, click_mode},
-                extra=[canvas], api_name="example",
+                extra=[canvas, *item_outputs], api_name="example",
             )
             listen(loaded.then, encode, common_inputs, api_name="encode_example")
         # prompts: read from the canvas INPUT value; the prompt handler never writes the canvas
@@ -271,6 +327,8 @@ def _api_components(engine: AppEngine) -> tuple[list, list, gr.Button]:
             gr.Number(DEFAULT_BETA, label="beta"),
             gr.Checkbox(False, label="multimask"),
             gr.Textbox(label="model", value=engine.default_model),
+            gr.Textbox(label="window", value="", info="DICOM: 'linear:CENTRE:WIDTH', 'auto', 'full' or empty"),
+            gr.Number(1, label="frame", precision=0, info="DICOM: the frame number of a multi-frame file"),
         ]
         outputs = [gr.File(label="sam_mask"), gr.File(label="basam_mask"), gr.JSON(label="info")]
         trigger = gr.Button("segment")
@@ -282,12 +340,13 @@ def _segment_endpoint(engine: AppEngine) -> Callable:
 
     def segment(
         image: str, points: str = "", box: str = "", size: str = "1024", nsf: bool = True, bmam: bool = True,
-        beta: float = DEFAULT_BETA, multimask: bool = False, model: str = "", progress=gr.Progress(),
+        beta: float = DEFAULT_BETA, multimask: bool = False, model: str = "", window: str = "", frame: int = 1,
+        progress=gr.Progress(),
     ) -> tuple[str, str, dict]:
         try:
             sam_mask, basam_mask, info = api.segment(
                 engine, image, points, box, size, nsf, bmam, beta, multimask, model or None,
-                lambda fraction, text: progress(fraction, desc=text),
+                lambda fraction, text: progress(fraction, desc=text), window=window, frame=frame,
             )
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
