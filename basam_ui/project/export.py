@@ -7,10 +7,16 @@
 - yolo: OUT/labels/<image path>.txt (see `yolo.yolo_lines`), OUT/images/<image path>.<ext>
   (links to the originals, or copies with `copy_images`), OUT/data.yaml (Ultralytics' layout;
   `val_fraction` splits train and val by image) and OUT/classes.txt (see `yolo.write_dataset`);
+- geojson: OUT/geojson/<image path>.geojson, a QuPath-importable FeatureCollection per image
+  in level-0 pixels (see `geojson_export`);
 and in every case OUT/report.md, plus OUT/missing.txt, OUT/changed.txt and OUT/unreadable.txt
 when images are missing (their objects are exported all the same), their file changed since
 annotation, or it cannot be read. With `copy_images`, COCO and PNG exports copy the images into
 OUT/images/ too (COCO under their `file_name`).
+A slide (objects made in fields) is exported in level-0 pixels by COCO (polygons) and
+GeoJSON, and as patches by PNG and YOLO: each field with objects becomes
+OUT/images/<slide path>/<field>.png (the field's pixels) with its label maps or YOLO lines
+(`patches.py`).
 <image path> is the image's path under the project folder with its extension replaced.
 Done images by default; with `all_images`, also every image that has objects.
 """
@@ -26,8 +32,10 @@ from pathlib import Path, PurePosixPath
 from typing import Optional, Union
 
 from ..vocabulary import DATASET_FORMATS
+from . import patches
 from .coco import coco_dataset
 from .files import inspect_file
+from .geojson_export import write_geojson
 from .labelmap import label_maps, write_png
 from .records import ImageRecord
 from .report import report_figures, report_markdown
@@ -69,7 +77,7 @@ def export_project(
     Arguments:
       project: the open project.
       out: the folder (made if needed).
-      fmt: "coco", "png" or "yolo".
+      fmt: "coco", "png", "yolo" or "geojson".
       all_images: every image that has objects, not only the done ones.
       polygons: COCO polygons instead of RLE (holes filled).
       copy_images: copy the images into OUT/images/ (YOLO links to them by default).
@@ -98,20 +106,30 @@ def export_project(
             entries.append((image, by_image.get(image.id, []), flags))
     names = _output_names([image.path for image, _, _ in entries])
     files = {image.path: project.file_path(image) for image, _, _ in entries}
+    exported = [obj for _, objects, _ in entries for obj in objects]
+    result.images, result.objects = len(entries), len(exported)
     if fmt == "coco":
         (out / "annotations.json").write_text(json.dumps(coco_dataset(entries, labels, polygons=polygons)))
-    elif fmt == "png":
-        _write_label_maps(out, entries, names, labels)
-    else:
-        write_dataset(out, entries, names, labels, files, copy_images=copy_images, val_fraction=val_fraction, seed=seed)
+    elif fmt == "geojson":
+        write_geojson(out, entries, names, labels)
+    else:  # label maps and YOLO lines: a slide's fields become patches (images written here)
+        entries, names, made = patches.expand(entries, names)
+        patches.write_images(out, made, names, lambda image, field: _field_pixels(project, image, field))
+        files = {**{path: files[path] for path in names if path in files},
+                 **{path: out / "images" / f"{names[path]}.png" for path, _, _ in made}}
+        if fmt == "png":
+            _write_label_maps(out, entries, names, labels)
+        else:
+            write_dataset(out, entries, names, labels, files, copy_images=copy_images, val_fraction=val_fraction,
+                          seed=seed)  # fmt: skip
+        files = {path: source for path, source in files.items() if path not in {p for p, _, _ in made}}
     if copy_images and fmt != "yolo":
         for path, source in files.items():
             place_image(source, out / "images" / path, copy=True)
     known = {line.split(": ", 1)[0] for line in result.unreadable}
     result.unreadable += [f"{im.path}: {im.unreadable}" for im in images if im.unreadable and im.path not in known]
-    exported = [obj for _, objects, _ in entries for obj in objects]
-    result.images, result.objects = len(entries), len(exported)
-    result.figures = report_figures(exported, labels, project.progress())
+    pixel_sizes = {image.id: image.pixel_size for image in images}
+    result.figures = report_figures(exported, labels, project.progress(), pixel_sizes)
     warnings = []
     for kind, paths, what in (
         ("missing", result.missing, "image files missing (their objects are exported)"),
@@ -157,6 +175,18 @@ def _check_file(project: Project, image: ImageRecord, result: ExportResult) -> d
     if width is None:
         return None
     return {"width": width, "height": height, "missing": state.missing, "changed": changed}
+
+
+def _field_pixels(project: Project, image: ImageRecord, field) -> Optional[object]:
+    """A field's pixels read from the image's file, or None when it can't be read."""
+    from ..sources import open_source
+    from ..sources.fields import read_field
+
+    try:
+        with open_source(project.file_path(image)) as source:
+            return read_field(source, field)
+    except (OSError, ValueError):
+        return None
 
 
 def _output_names(paths: list[str]) -> dict[str, str]:

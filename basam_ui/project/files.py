@@ -27,6 +27,7 @@ class FileState:
     digest: Optional[str] = None
     missing: bool = False
     unreadable: Optional[str] = None
+    pixel_size: Optional[tuple[float, float]] = None  # microns per pixel, when the file says
 
 
 def inspect_file(root: Path, relative: str) -> FileState:
@@ -36,7 +37,7 @@ def inspect_file(root: Path, relative: str) -> FileState:
     try:
         with open_source(path) as source:
             source.check()
-            return FileState(size=source.size, digest=source.fingerprint())
+            return FileState(size=source.size, digest=source.fingerprint(), pixel_size=source.pixel_size)
     except FileNotFoundError:
         if path.is_symlink():
             return FileState(unreadable=f"a link to {os.readlink(path)}, which does not exist")
@@ -117,6 +118,8 @@ class ImageFiles:
             else:
                 conn.execute("UPDATE images SET current_sha256 = ?, missing = 0, unreadable = NULL WHERE id = ?",
                              (state.digest, image_id))  # fmt: skip
+            if state.pixel_size is not None and not image.changed:
+                conn.execute("UPDATE images SET mpp_x = ?, mpp_y = ? WHERE id = ?", (*state.pixel_size, image_id))
             return image_by_id(conn, image_id), other
 
     def mark_unreadable(self, image_id: int, reason: str) -> ImageRecord:

@@ -11,7 +11,7 @@ from .objects import LIVE
 
 IMAGE_COLUMNS = (
     "i.id, i.path, i.width, i.height, i.sha256, i.current_sha256, i.missing, i.status, i.status_by, i.status_at, "
-    f"(SELECT count(*) FROM objects o WHERE o.image_id = i.id AND {LIVE}), i.unreadable"
+    f"(SELECT count(*) FROM objects o WHERE o.image_id = i.id AND {LIVE}), i.unreadable, i.mpp_x, i.mpp_y"
 )
 
 
@@ -53,6 +53,7 @@ class ImageRecord:
     status_at: Optional[float]
     object_count: int
     unreadable: Optional[str] = None
+    pixel_size: Optional[tuple[float, float]] = None  # microns per level-0 pixel (x, y), when the file says
 
     @property
     def changed(self) -> bool:
@@ -75,9 +76,11 @@ class Progress:
 
 
 def image_from_row(row: tuple) -> ImageRecord:
-    (iid, path, width, height, sha, current, missing, status, status_by, status_at, count, unreadable) = row
+    (iid, path, width, height, sha, current, missing, status, status_by, status_at, count, unreadable, mpp_x,
+     mpp_y) = row
+    pixel_size = (float(mpp_x), float(mpp_y)) if mpp_x is not None and mpp_y is not None else None
     return ImageRecord(iid, path_from_db(path), width, height, sha, current, bool(missing), status, status_by,
-                       status_at, int(count), unreadable)  # fmt: skip
+                       status_at, int(count), unreadable, pixel_size)  # fmt: skip
 
 
 def image_by_id(conn: sqlite3.Connection, image_id: int) -> ImageRecord:

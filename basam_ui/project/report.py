@@ -1,27 +1,32 @@
 """Figures about how a set of objects was made, and the same as Markdown (OUT/report.md and
 the page's panel): objects per class, BA-SAM vs SAM commits overall and by input size S,
-mean IoU between the two sides' masks, prompts and brush edits per object, time per object."""
+mean IoU between the two sides' masks, prompts and brush edits per object, time per object,
+and areas per class (level-0 pixels, and µm² for objects on images with a pixel size)."""
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import asdict
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from ..vocabulary import SIDES
+from . import fields
 from .objects import ObjectRecord
 from .records import Progress
 from .store import Project
 
 
 def report_figures(
-    objects: Sequence[ObjectRecord], labels: Sequence[str], progress: Optional[Progress] = None
+    objects: Sequence[ObjectRecord], labels: Sequence[str], progress: Optional[Progress] = None,
+    pixel_sizes: Optional[Mapping[int, Optional[tuple[float, float]]]] = None,
 ) -> dict:
     """A JSON-ready dict: "objects", "per_class" {class: n} (every class, in order),
     "per_annotator", "committed" {"basam", "sam", "basam_share"}, "by_size" {S: {"basam",
     "sam"}}, "mean_iou_sam_basam" (None without values) and "iou_count", "prompts_per_object",
     "brush_edits_per_object", "brushed_share", "seconds_per_object" {"mean", "median",
-    "count"}, and "images" (the progress counts) when `progress` is given."""
+    "count"}, "areas" {class: {"count", "mean_px" (level-0 pixels), "mean_um2" and "um2_count"
+    (objects on images whose `pixel_sizes[image id]`, µm per pixel, is known)}} for the classes
+    with objects, and "images" (the progress counts) when `progress` is given."""
     n = len(objects)
     per_class = {name: 0 for name in labels}
     per_annotator: dict[str, int] = {}
@@ -33,6 +38,13 @@ def report_figures(
         per_annotator[p.annotator] = per_annotator.get(p.annotator, 0) + 1
         sides[p.side] += 1
         by_size.setdefault(p.input_size, dict.fromkeys(SIDES, 0))[p.side] += 1
+    areas: dict[str, dict] = {}
+    for obj in objects:
+        found = areas.setdefault(obj.label, {"px": [], "um2": []})
+        found["px"].append(fields.area(obj))
+        um2 = fields.area_um2(obj, (pixel_sizes or {}).get(obj.image_id))
+        if um2 is not None:
+            found["um2"].append(um2)
     ious = [o.provenance.iou_sam_basam for o in objects if o.provenance.iou_sam_basam is not None]
     seconds = [o.provenance.seconds for o in objects if o.provenance.seconds is not None]
     return {
@@ -51,13 +63,19 @@ def report_figures(
             "median": statistics.median(seconds) if seconds else None,
             "count": len(seconds),
         },
+        "areas": {
+            name: {"count": len(a["px"]), "mean_px": statistics.fmean(a["px"]),
+                   "mean_um2": statistics.fmean(a["um2"]) if a["um2"] else None, "um2_count": len(a["um2"])}
+            for name, a in ((n, areas[n]) for n in [*labels, *sorted(set(areas) - set(labels))] if n in areas)
+        },
         **({"images": asdict(progress)} if progress is not None else {}),
     }
 
 
 def project_figures(project: Project) -> dict:
     """`report_figures` of every live object of the project, with its progress (the page's panel)."""
-    return report_figures(project.all_objects(), project.labels(), project.progress())
+    pixel_sizes = {image.id: image.pixel_size for image in project.images()}
+    return report_figures(project.all_objects(), project.labels(), project.progress(), pixel_sizes)
 
 
 def report_markdown(figures: dict, title: str = "Annotation report", warnings: Sequence[str] = ()) -> str:
@@ -99,6 +117,12 @@ def report_markdown(figures: dict, title: str = "Annotation report", warnings: S
         f"{_num(figures['seconds_per_object']['median'], 1)} (n = {figures['seconds_per_object']['count']}) |",
         "",
     ]
+    if figures.get("areas"):
+        lines += ["| class | objects | mean area (level-0 px) | mean area (µm²) |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {a['count']} | {a['mean_px']:.0f} | "
+                  + (f"{a['mean_um2']:.1f} (n = {a['um2_count']}) |" if a["mean_um2"] is not None else "– |")
+                  for name, a in figures["areas"].items()]  # fmt: skip
+        lines.append("")
     if figures["per_annotator"]:
         lines += ["| annotator | objects |", "|---|---:|"]
         lines += [f"| {name or '(unnamed)'} | {count} |" for name, count in figures["per_annotator"].items()]

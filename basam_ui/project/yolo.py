@@ -67,7 +67,7 @@ def write_dataset(
       entries: (image record, its objects bottom layer first, flags with "width"/"height").
       names: image path -> output name without extension (`export._output_names`).
       labels: class names, in index order.
-      files: image path -> its file.
+      files: image path -> its file (a file already at its place, a slide's patch, stays).
       copy_images: copy the images instead of linking to them.
       val_fraction: that share of the images (at least one, when there are two or more) goes
         to `val`, drawn with `seed`; None: `val` is the same list as `train`.
@@ -86,7 +86,7 @@ def write_dataset(
         label_file.parent.mkdir(parents=True, exist_ok=True)
         label_file.write_text("".join(f"{line}\n" for line in yolo_lines(objects, flags["height"], flags["width"], class_index)))
         relative = f"images/{name}{PurePosixPath(image.path).suffix}"
-        if place_image(files[image.path], out / relative, copy_images):
+        if files[image.path] == out / relative or place_image(files[image.path], out / relative, copy_images):
             placed.append(relative)
         else:
             unplaced.append(image.path)

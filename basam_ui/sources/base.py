@@ -58,6 +58,9 @@ class ImageSource(ABC):
     """
 
     kind: ClassVar[str]
+    # True for kinds too large to decode whole (slides): read by region, shown in tiles from
+    # their own pyramid, annotated in fields; False: decoded whole (photos, DICOM frames)
+    regions: ClassVar[bool] = False
     name: str
     path: Optional[Path]
 
@@ -89,6 +92,12 @@ class ImageSource(ABC):
         if self.path is None:
             raise ImageReadError(f"{self.name}: has no file to fingerprint")
         return sha256_file(self.path)
+
+    @property
+    def pixel_size(self) -> Optional[tuple[float, float]]:
+        """Microns per full-resolution pixel (x, y) when the item says (a slide's mpp), else
+        None: what turns pixel areas into µm²."""
+        return None
 
     def provenance(self) -> dict[str, Any]:
         """Fields of the item worth recording with what is made from it (kind-specific:

@@ -6,7 +6,11 @@
 // not by replacing its functions:
 //   hooks.layers: fn(v) drawn after the image and the masks, under the prompts (the context
 //     is in screen space, CSS px; `imageSpace()` switches to image pixels);
-//   hooks.drawn: fn(v) after each draw (e.g. a status line of the extension's own).
+//   hooks.drawn: fn(v) after each draw (e.g. a status line of the extension's own);
+//   hooks.image: fn(v) drawn over the image, in image space, under the masks (tiles.js draws
+//     a tiled image's tiles there, over the display copy);
+//   hooks.commit: fn(next, previous) -> the value to send, before each prompt change is sent
+//     (e.g. fields.js starts a new field for a prompt outside the current one).
 // They may read `st`, `ctx`, `value()`, `toCanvas`, `toImage` and call `draw()`, `setView()`.
 const root = element.querySelector('.bc-root');
 const stage = root.querySelector('.bc-stage');
@@ -23,7 +27,7 @@ const st = {
   drag: null, space: false, hover: false, pending: new Map(), latency: [], drawn: 0, maskTicket: 0,
 };
 
-const hooks = {layers: [], drawn: []};
+const hooks = {layers: [], drawn: [], image: [], commit: []};
 
 const resolve = u => (u.includes(':') || u.startsWith('/')) ? u
   : ((window.gradio_config && window.gradio_config.root) || '.') + '/' + u;
@@ -69,7 +73,10 @@ function loadImage(v) {
   img.src = resolve(v.image.url);
   root.dataset.ready = '0'; root.dataset.w = st.W; root.dataset.h = st.H;
 }
-function needsFull() { return st.display && st.scale * dpr() > st.display.naturalWidth / st.W * 1.001; }
+function needsFull() {  // a tiled image has no full-resolution copy: its tiles are drawn instead
+  const v = value();
+  return !!(v && v.image.full) && st.display && st.scale * dpr() > st.display.naturalWidth / st.W * 1.001;
+}
 function loadFull() {
   const v = value();
   if (!v || !v.image.full || st.fullState === 'loading' || st.fullState === 'ready') return;
@@ -187,19 +194,21 @@ function draw() {
   ctx.imageSmoothingEnabled = st.scale * d < 1;
   ctx.setTransform(d * st.scale, 0, 0, d * st.scale, d * st.tx, d * st.ty);
   ctx.drawImage(source, 0, 0, st.W, st.H);
+  for (const over of hooks.image) over(v);
+  const [mx, my, mw, mh] = maskRect();
   if (st.masks && ensureLayers(kindsFor(st.view))) {
     const L = st.layers;
     if (st.view === 'diff') {
       ctx.fillStyle = 'rgba(0, 0, 0, 0.6)'; ctx.fillRect(0, 0, st.W, st.H);
-      ctx.drawImage(L.get('diff'), 0, 0, st.W, st.H);
+      ctx.drawImage(L.get('diff'), mx, my, mw, mh);
     } else if (st.view === 'swipe') {
       const split = (cw * st.swipe - st.tx) / st.scale;  // image x of the divider
       for (const [kind, x0, x1] of [['sam', 0, split], ['basam', split, st.W]]) {
         ctx.save(); ctx.beginPath(); ctx.rect(x0, 0, Math.max(0, x1 - x0), st.H); ctx.clip();
-        ctx.drawImage(L.get(kind), 0, 0, st.W, st.H); ctx.restore();
+        ctx.drawImage(L.get(kind), mx, my, mw, mh); ctx.restore();
       }
     } else {
-      ctx.drawImage(L.get(st.view), 0, 0, st.W, st.H);
+      ctx.drawImage(L.get(st.view), mx, my, mw, mh);
     }
   }
   ctx.setTransform(d, 0, 0, d, 0, 0);  // extensions' layers, prompts and the divider: constant screen size
@@ -214,6 +223,10 @@ function draw() {
     + ` · zoom ${(st.scale * d * 100).toPrecision(3)}%${full ? (st.full ? ' (original pixels)' : ' (loading original pixels…)') : ''}`;
   root.querySelectorAll('[data-view]').forEach(b => b.classList.toggle('bc-on', b.dataset.view === st.view));
   for (const after of hooks.drawn) after(v);
+}
+function maskRect() {  // where the masks lie in image pixels: their field (a slide's), else the image
+  const f = st.masks && st.masks.field;
+  return f ? [f.x, f.y, f.width, f.height] : [0, 0, st.W, st.H];
 }
 function imageSpace() { const d = dpr(); ctx.setTransform(d * st.scale, 0, 0, d * st.scale, d * st.tx, d * st.ty); }
 function drawPrompts(v) {
@@ -250,8 +263,10 @@ const toCanvas = (x, y) => ({x: st.tx + x * st.scale, y: st.ty + y * st.scale});
 // -- prompts: the browser owns them; each change is sent with a new revision --------------
 function commit(points, boxes, t0) {
   const v = value();
-  const rev = (v.rev || 0) + 1;
-  props.value = {...v, points, boxes, rev};
+  let next = {...v, points, boxes, rev: (v.rev || 0) + 1};
+  for (const hook of hooks.commit) next = hook(next, v) || next;
+  const rev = next.rev;
+  props.value = next;
   st.pending.set(rev, {t0});
   draw();
   trigger('prompt', {rev});
