@@ -69,7 +69,7 @@ class Prefetcher:
             return not self._stopped
 
     def _run(self) -> None:
-        from ...image_io import load_image
+        from ...sources import open_source
 
         while self._wait_idle():
             with self._cond:
@@ -78,7 +78,10 @@ class Prefetcher:
                 continue
             model, path, resolution, configs = wanted
             try:
-                image = load_image(path, max_pixels=self.engine.max_pixels)
+                with open_source(path, max_pixels=self.engine.max_pixels) as source:
+                    if source.regions:  # a slide: its field is the view at the first click, not known yet
+                        continue
+                    image = source.read()
                 for config in configs:
                     with self._cond:  # a click came in: let it have the cores, finish later
                         if not self._idle():

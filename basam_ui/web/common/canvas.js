@@ -23,7 +23,7 @@ const DRAG_MIN_PX = 5, POINT_R = 6, SWIPE_GRAB_PX = 10, MAX_SCALE = 32;
 const st = {
   view: 'basam', scale: 1, tx: 0, ty: 0, fitted: false, key: null, W: 0, H: 0,
   display: null, full: null, fullState: 'none', fullTries: 0,
-  masks: null, layers: new Map(), swipe: 0.5,
+  masks: null, field: null, layers: new Map(), swipe: 0.5,
   drag: null, space: false, hover: false, pending: new Map(), latency: [], drawn: 0, maskTicket: 0,
 };
 
@@ -67,7 +67,7 @@ function toClient(x, y) {
 function loadImage(v) {
   st.key = v.image.url; st.W = v.image.width; st.H = v.image.height;
   st.display = null; st.full = null; st.fullState = 'none'; st.fullTries = 0;
-  st.masks = null; dropLayers(); st.pending.clear(); st.fitted = false;
+  st.masks = null; st.field = null; dropLayers(); st.pending.clear(); st.fitted = false;
   const img = new Image();
   img.onload = () => { if (st.key === v.image.url) { st.display = img; fit(); root.dataset.ready = '1'; } };
   img.src = resolve(v.image.url);
@@ -150,6 +150,7 @@ function dropLayers() {  // free the decoded layers of the masks being replaced
 async function setMasks(m) {
   // the masks prop last set wins, even when an earlier one finishes decoding after it
   const ticket = ++st.maskTicket;
+  if (m && m.url === st.key) st.field = m.field || null;  // a slide's field, as the server made it
   if (!m || !m.png) {
     st.masks = null; dropLayers(); draw(); st.drawn++; root.dataset.drawn = st.drawn; return;
   }

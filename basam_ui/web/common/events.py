@@ -209,8 +209,9 @@ def masks_for_canvas(session: Session) -> Optional[dict]:
     first prompt); None without an image."""
     if session.canvas_image is None:
         return None
-    shown = {"url": session.canvas_image["url"], "rev": session.rev, "png": None,
-             "field": fields.field_rectangle(session.field)}  # fmt: skip
+    shown = {"url": session.canvas_image["url"], "rev": session.rev, "png": None}
+    if session.field is not None:  # a slide's masks lie on their field
+        shown["field"] = fields.field_rectangle(session.field)
     sam, basam = session.sam, session.basam
     if sam is None or basam is None or sam.mask is None or basam.mask is None:
         return shown

@@ -163,6 +163,15 @@ def field_strokes(strokes: list[dict], field: Optional[Field]) -> list[dict]:
              "points": [tuple(p) for p in to_field(field, s["points"]).tolist()]} for s in strokes]  # fmt: skip
 
 
+def canvas_field(session: Session) -> dict:
+    """The canvas value's field entries for the session's field ({} without one), so that a
+    fresh value (after a commit) keeps it: the browser asks for its next field as field_rev + 1."""
+    if session.field is None:
+        return {}
+    view = {k: getattr(session.field, k) for k in ("x", "y", "width", "height")}
+    return {"field_rev": session.field_rev, "field_view": view}
+
+
 def field_rectangle(field: Optional[Field]) -> Optional[dict]:
     """The canvas's `masks.field`: where the masks lie in level-0 pixels, and their downsample."""
     return None if field is None else field.as_dict()

@@ -162,12 +162,14 @@ def install_routes(app: Any, server: TileServer, prefix: str = ROUTE) -> None:
 
 
 def _login_check(app: Any) -> Optional[Callable]:
-    """Gradio's login check (the dependency its file routes use), found among the app's
-    routes; None for an app without logins. RuntimeError when the app has logins but no such
-    route (a Gradio that changed): tiles are never served unguarded."""
+    """Gradio's login check: the dependency its own guarded routes (the page's config, its
+    files) carry, found on the app's routes; None for an app without logins. RuntimeError when
+    the app has logins but no such dependency is found (a Gradio that changed): tiles are never
+    served unguarded."""
     for route in app.routes:
-        if getattr(route, "path", "").endswith("/login_check") and callable(getattr(route, "endpoint", None)):
-            return route.endpoint
+        for dependency in getattr(route, "dependencies", ()):
+            if getattr(dependency.dependency, "__name__", "") == "login_check":
+                return dependency.dependency
     if getattr(app, "auth", None) or getattr(app, "auth_dependency", None):
         raise RuntimeError("this Gradio has logins but no login check to guard the tile routes with")
     return None
