@@ -183,3 +183,21 @@ def test_the_prefetcher_leaves_slides_alone(engine, project):
         assert engine.encodes == before and prefetcher.done == []
     finally:
         prefetcher.stop()
+
+
+def test_a_large_photo_is_shown_in_tiles_and_annotated_whole(engine, tmp_path, monkeypatch):
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    Image.fromarray(np.full((480, 640, 3), 120, np.uint8)).save(root / "large.png")
+    Image.fromarray(np.full((120, 160, 3), 120, np.uint8)).save(root / "small.png")
+    monkeypatch.setattr(fields, "PHOTO_TILE_PIXELS", 100_000)  # a "large" photo here: over 0.1 MP
+    with Project.open(root) as project:
+        state = annotate.open_image(engine, project, annotate.start(None, "ann"), project.image_by_path("large.png").id)
+        image = state.session.canvas_image
+        assert "tiles" in image and "full" not in image and "fields" not in image
+        assert image["tiles"]["url"] == f"basam-tiles/{state.image_id}/{project.image(state.image_id).sha256[:16]}/tiles_files"
+        assert state.session.image.shape == (480, 640, 3) and state.session.fields is None  # encoded whole, as before
+        state = annotate.open_image(engine, project, state, project.image_by_path("small.png").id)
+        assert "full" in state.session.canvas_image and "tiles" not in state.session.canvas_image

@@ -62,7 +62,7 @@ def served(tmp_path_factory):
         project.close()
 
 
-def url(base: str, key: str, tail: str = "0/12/0_0.jpeg") -> str:
+def url(base: str, key: str, tail: str = "0/tiles_files/12/0_0.jpeg") -> str:
     return f"{base}/basam-tiles/{key}/{tail}"
 
 
@@ -78,7 +78,7 @@ def logged_in(base: str) -> Iterator[httpx.Client]:
 def test_tiles_need_a_login(served):
     base, project, _ = served
     slide = project.image_by_path("slide.tif")
-    for tail in ("0/12/0_0.jpeg", "0/tiles.dzi"):
+    for tail in ("0/tiles_files/12/0_0.jpeg", "0/tiles.dzi"):
         assert httpx.get(url(base, str(slide.id), tail), timeout=30).status_code == 401
 
 
@@ -91,14 +91,14 @@ def test_a_logged_in_page_gets_the_items_tiles(served):
         # the top Deep Zoom level is level 0: tile (1, 1) holds level-0 pixels 253.. (overlap 1)
         levels = web_tiles.tiles_value(SIZE, "x")["levels"]
         top = len(levels) - 1
-        answer = client.get(url(base, str(slide.id), f"0/{top}/1_1.jpeg"))
+        answer = client.get(url(base, str(slide.id), f"0/tiles_files/{top}/1_1.jpeg"))
         assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
         assert "max-age" in answer.headers["cache-control"]
         tile = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGB")).astype(int)
         assert tile.shape == (256, 256, 3)
         expected = pattern(253, 253, 256, 256, 0, SIZE).astype(int)
         assert np.abs(tile - expected).mean() < 6  # JPEG (quality 80, 4:4:4) of the pattern's 2-px stripes
-        assert client.get(url(base, str(photo.id), "0/9/0_0.jpeg")).status_code == 200  # a photo: its pyramid
+        assert client.get(url(base, str(photo.id), "0/tiles_files/9/0_0.jpeg")).status_code == 200  # a photo: its pyramid
         # the geometry the page computes is the one DeepZoomGenerator serves
         from basam_ui.sources import open_source
 
@@ -114,7 +114,7 @@ def test_anything_but_an_items_id_is_not_found(served, key):
     with logged_in(base) as client:
         assert client.get(url(base, key)).status_code == 404
         # a path in the request is no item either (the route takes no '/' in a key)
-        assert client.get(f"{base}/basam-tiles/..%2F..%2Fetc%2Fpasswd/0/12/0_0.jpeg").status_code == 404
+        assert client.get(f"{base}/basam-tiles/..%2F..%2Fetc%2Fpasswd/0/tiles_files/12/0_0.jpeg").status_code == 404
     assert opened == before  # nothing was opened for it
 
 
@@ -123,7 +123,7 @@ def test_a_missing_file_and_an_address_outside_the_pyramid_are_not_found(served)
     gone, slide = project.image_by_path("gone.png"), project.image_by_path("slide.tif")
     project.open_image(gone.id)  # marks it missing
     with logged_in(base) as client:
-        assert client.get(url(base, str(gone.id), "0/5/0_0.jpeg")).status_code == 404
-        assert client.get(url(base, str(slide.id), "0/12/99_0.jpeg")).status_code == 404
-        assert client.get(url(base, str(slide.id), "0/40/0_0.jpeg")).status_code == 404
-        assert client.get(url(base, str(slide.id), "0/12/0_0.png")).status_code == 404
+        assert client.get(url(base, str(gone.id), "0/tiles_files/5/0_0.jpeg")).status_code == 404
+        assert client.get(url(base, str(slide.id), "0/tiles_files/12/99_0.jpeg")).status_code == 404
+        assert client.get(url(base, str(slide.id), "0/tiles_files/40/0_0.jpeg")).status_code == 404
+        assert client.get(url(base, str(slide.id), "0/tiles_files/12/0_0.png")).status_code == 404

@@ -5,7 +5,7 @@
 // pixels): with the first prompt, with `G` (the current view, keeping the prompts inside
 // it), and with a prompt outside the current field (a new field at the current view, with
 // that prompt alone: the earlier ones belonged to the old field). The field is outlined:
-// dashed until the server has made it, then solid with its resolution.
+// dashed until the server has made and encoded it, then solid with its resolution.
 const fld = {take: false, focused: null};
 
 hooks.commit.push(fieldFor);
@@ -64,7 +64,7 @@ function drawField(v) {
   ctx.lineWidth = 2; ctx.strokeStyle = '#22d3ee'; ctx.setLineDash(ready ? [] : [8, 6]);
   ctx.strokeRect(p.x, p.y, q.x - p.x, q.y - p.y);
   ctx.setLineDash([]); ctx.font = '12px sans-serif'; ctx.textBaseline = 'top'; ctx.fillStyle = '#22d3ee';
-  ctx.fillText(ready ? `field 1:${Number(made.downsample.toPrecision(3))}` : 'field (encoding…)', p.x + 4, p.y + 4);
+  ctx.fillText(ready ? `field 1:${Number(made.downsample.toPrecision(3))}` : 'field (not encoded yet)', p.x + 4, p.y + 4);
   ctx.restore();
   root.dataset.field = ready ? `${made.x},${made.y},${made.width},${made.height},${made.downsample}` : '';
 }

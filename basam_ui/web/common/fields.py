@@ -28,9 +28,11 @@ from ...sources.fields import Field, field_for_view, read_field, to_field
 from ...vocabulary import NATIVE
 from .session import DISPLAY_MAX_SIDE, AppError, FieldItem, Session, Settings, parse_size
 
-# Photos with more pixels than this are shown in tiles instead of one full-resolution PNG
-# (measured in benchmarks/photo_tiles.py; README "Whole-slide images")
-PHOTO_TILE_PIXELS = 24_000_000
+# Photos with more pixels than this are shown in tiles instead of one full-resolution PNG:
+# above it the PNG takes over 2 s to write and load and 64 MB of the browser's memory, while
+# the tiles' pyramid is made in under half a second (benchmarks/photo_tiles.py: 24 MP, PNG
+# written in 1.85 s and loaded in 1.28 s, 96 MB decoded; tiles set up in 0.49 s; README)
+PHOTO_TILE_PIXELS = 16_000_000
 FIELD_KEY_SCHEME = "basam-ui field 1"  # part of a field's cache key: a change of how fields are read changes it
 
 
@@ -178,8 +180,9 @@ def field_rectangle(field: Optional[Field]) -> Optional[dict]:
 
 
 def tile_url(key: str, version: str) -> str:
-    """The canvas's tile url prefix for an item (relative to the page's root)."""
+    """The canvas's tile url prefix for an item (relative to the page's root): its Deep Zoom
+    tiles are `<prefix>/<level>/<col>_<row>.jpeg`, beside `<prefix>/../tiles.dzi`."""
     from .tiles import ROUTE
 
-    return f"{ROUTE.lstrip('/')}/{key}/{version[:16] or '0'}"
+    return f"{ROUTE.lstrip('/')}/{key}/{version[:16] or '0'}/tiles_files"
 

@@ -132,8 +132,9 @@ def tiles_value(size: tuple[int, int], url: str) -> dict:
 
 def install_routes(app: Any, server: TileServer, prefix: str = ROUTE) -> None:
     """Add the tile routes to a running Gradio app (`demo.app`, after launch): GET
-    `{prefix}/{key}/{version}/tiles.dzi` and `{prefix}/{key}/{version}/{level}/{col}_{row}.jpeg`.
-    With logins on, they need one, exactly as the page's own files do (Gradio's login check)."""
+    `{prefix}/{key}/{version}/tiles.dzi` and `{prefix}/{key}/{version}/tiles_files/{level}/{col}_{row}.jpeg`
+    (the Deep Zoom layout any DZI viewer reads). With logins on, they need one, exactly as the
+    page's own files do (Gradio's login check)."""
     from fastapi import Depends, HTTPException
     from fastapi.responses import Response
 
@@ -157,8 +158,8 @@ def install_routes(app: Any, server: TileServer, prefix: str = ROUTE) -> None:
         return Response(data, media_type=media_type, headers={"Cache-Control": BROWSER_CACHE})
 
     app.add_api_route(prefix + "/{key}/{version}/tiles.dzi", dzi, methods=["GET"], dependencies=dependencies)
-    app.add_api_route(prefix + "/{key}/{version}/{level:int}/{col:int}_{row:int}.{ext}", tile, methods=["GET"],
-                      dependencies=dependencies)  # fmt: skip
+    app.add_api_route(prefix + "/{key}/{version}/tiles_files/{level:int}/{col:int}_{row:int}.{ext}", tile,
+                      methods=["GET"], dependencies=dependencies)  # fmt: skip
 
 
 def _login_check(app: Any) -> Optional[Callable]:
