@@ -241,3 +241,13 @@ def test_a_schema_before_fields_is_upgraded_with_its_objects_intact(tmp_path):
         [again] = project.objects(image.id)
         assert again.id == kept.id and again.field is None and np.array_equal(again.mask(), mask)
         assert again.provenance == kept.provenance
+
+
+def test_the_command_line_exports_geojson(slide_project, tmp_path, capsys):
+    from basam_ui.cli import main
+
+    root, _ = slide_project
+    assert main(["export", str(root), "--format", "geojson", "--out", str(tmp_path / "out")]) == 0
+    assert "3 objects of 2 images" in capsys.readouterr().out
+    collection = json.loads((tmp_path / "out" / "geojson" / "slide.geojson").read_text())
+    assert [f["geometry"]["type"] for f in collection["features"]] == ["Polygon", "Polygon"]

@@ -139,8 +139,8 @@ def slide_note(engine: AppEngine) -> str:
     note = ("A slide is annotated in fields: the first click encodes what you see (G takes the current view as "
             "the field; a click outside the field starts a new one; C cancels an encode).")
     if not str(engine.device).startswith("cuda"):
-        note += (f" S = {engine.default_field_size} by default on this CPU: a field at 4096 takes minutes to "
-                 "encode with vit_t and tens of minutes with vit_b (zoom in for finer fields, or pick a larger S)")
+        note += (f" S = {engine.default_field_size} by default on this CPU: a field at 4096 takes over a minute per "
+                 "side to encode with vit_t and 7 to 17 minutes with vit_b (zoom in for finer fields, or pick a larger S)")
     return note
 
 
