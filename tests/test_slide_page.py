@@ -72,6 +72,8 @@ def test_a_slide_opens_as_tiles_with_no_field_and_nothing_encoded(engine, projec
     assert image["tiles"]["levels"][-1] == list(SIZE) and image["tiles"]["url"].startswith("basam-tiles/")
     assert max(session.display.shape[:2]) == 1600  # the thumbnail, from the pyramid
     assert "No field yet" in annotate_view.status_text(project, state) and "fields" in state.note
+    [row] = annotate_view.image_rows(project, state)
+    assert row[1].endswith("20000×16000 at 0.5 µm/px")  # listed with its level-0 size and pixel size
 
 
 def test_the_first_prompt_makes_the_field_from_the_view_and_masks_lie_on_it(engine, project):

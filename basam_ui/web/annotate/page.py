@@ -215,7 +215,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             try:
                 with prefetcher.busy():
                     st = annotate.first_image(engine, project, st)
-                out = with_extra(shown(st, True), {**fresh_canvas(st), **field_size(st, data)})
+                # a fresh page's size is the default: a slide opened first gets the fields' own
+                out = with_extra(shown(st, True), {**fresh_canvas(st), **field_size(st, {size: engine.default_size})})
                 out[report] = report_text()
             except Exception as exc:  # one bad file or a database error: said in the page, never a red badge
                 return {state: st, message: failure_message(exc, "page load")}
@@ -271,7 +272,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
         # writes it back (a name typed before the load's answer arrives would be wiped)
         restore = f"(n) => n || localStorage.getItem('{NAME_KEY}') || ''"
         demo.load(None, [name], [name], js=restore, api_visibility="private")
-        loaded = demo.load(on_load, {name, size}, full + [name, report, size], js=restore)
+        loaded = demo.load(on_load, {name}, full + [name, report, size], js=restore)
         encode = guarded(encode_event, everything=False, prefetch=True, keep_message=True)
         model_events = [loaded.then(encode, {state, *settings_inputs}, light, concurrency_id="models",
                                     show_progress="minimal")]  # fmt: skip

@@ -59,6 +59,8 @@ def image_rows(project, state: AnnotateState, limit: int = LIST_LIMIT) -> list[l
             status += " · changed!"
         if image.id in others:
             status += f" · open by {others[image.id] or 'another session'}"
+        if image.pixel_size is not None and image.width is not None:  # a slide: its level 0 and pixel size
+            status += f" · {image.width}×{image.height} at {image.pixel_size[0]:g} µm/px"
         name = (OPEN_MARK if image.id == state.image_id else "") + display_path(image.path)
         rows.append([name, status, image.object_count])
     return rows
