@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from bad_files import HTML_NAME, NON_UTF8_NAME, READABLE, UNREADABLE, make_bad_folder, photo
 from PIL import Image
-from project_util import blob, make_images, provenance
+from project_util import blob, downgrade, make_images, provenance
 
 from basam_ui.project import Project, ProjectError
 from basam_ui.project import migrations
@@ -119,13 +119,7 @@ def test_a_version_1_database_is_upgraded_with_its_objects_intact(tmp_path):
         image, _ = project.open_image(project.images()[0].id)
         kept = project.commit_object(image.id, blob(48, 64, 3), "object", provenance())
         db = project.db_path
-    with sqlite3.connect(db) as conn:  # back to schema 1, as an older basam-ui left it
-        for module in list(migrations.MIGRATIONS.values())[2:]:  # the columns later schemas added
-            for statement in getattr(module, "STATEMENTS", ()):
-                words = statement.split()  # ALTER TABLE <table> ADD COLUMN <column> <type>
-                conn.execute(f"ALTER TABLE {words[2]} DROP COLUMN {words[5]}")
-        conn.execute("ALTER TABLE images DROP COLUMN unreadable")
-        conn.execute("PRAGMA user_version=1")
+    downgrade(db, 1)  # back to schema 1, as an older basam-ui left it
     with Project.open(root) as project:
         assert migrations.version(project._conn) == migrations.SCHEMA_VERSION >= 2
         [again] = project.objects(image.id)

@@ -7,7 +7,6 @@ upgraded with its objects intact."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import cv2
 import numpy as np
@@ -23,7 +22,7 @@ from basam_ui.project import migrations
 from basam_ui.project.export import export_project
 from bad_files import png_header_only
 from basam_ui.sources.fields import Field, level0_to_mask
-from project_util import provenance
+from project_util import downgrade, provenance
 from slides import pattern, write_slide
 
 SLIDE_SIZE = (20_000, 16_000)
@@ -231,11 +230,7 @@ def test_a_schema_before_fields_is_upgraded_with_its_objects_intact(tmp_path):
         kept = project.commit_object(image.id, mask, "object", provenance())
         db = project.db_path
     module = next(m for m in migrations.MIGRATIONS.values() if m.__name__.endswith("slide_fields"))
-    with sqlite3.connect(db) as conn:  # back to the schema before this one, as an older basam-ui left it
-        for statement in module.STATEMENTS:
-            words = statement.split()
-            conn.execute(f"ALTER TABLE {words[2]} DROP COLUMN {words[5]}")
-        conn.execute(f"PRAGMA user_version={module.VERSION - 1}")
+    downgrade(db, module.VERSION - 1)  # the schema before this one, as an older basam-ui left it
     with Project.open(root) as project:
         assert migrations.version(project._conn) == migrations.SCHEMA_VERSION
         [again] = project.objects(image.id)
