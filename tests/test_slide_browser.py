@@ -53,7 +53,10 @@ def test_a_slide_opens_shows_level0_pixels_and_a_click_commits_an_object_in_leve
         ann = AnnotatePage(page, server.url)
         page.locator("#ann-images [role=row]", has_text="slide.tif").get_by_text("slide.tif").click()
         assert "20000×16000" in ann.wait_status("slide.tif", "click the image")
-        assert ann.js("root.dataset.w") == "20000" and ann.js("root.dataset.h") == "16000"
+        # the slide's thumbnail is drawn (until then the canvas would fit a later zoom away)
+        page.wait_for_function("() => { const r = document.querySelector('#canvas .bc-root');"
+                               " return r.dataset.w === '20000' && r.dataset.ready === '1'; }", timeout=TIMEOUT_MS)
+        assert ann.js("root.dataset.h") == "16000"
 
         page.keyboard.press("0")  # one level-0 pixel per screen pixel: the pattern's 2-px stripes
         tiles_drawn(ann)
