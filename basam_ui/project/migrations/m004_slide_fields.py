@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-VERSION = 3
+VERSION = 4
 
 STATEMENTS = (
     "ALTER TABLE objects ADD COLUMN field_x INTEGER",
