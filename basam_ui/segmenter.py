@@ -135,29 +135,48 @@ class Segmenter:
         config: Optional[BASAMConfig] = None,
         *,
         encoder: Optional[Encoder] = None,
+        content_key: Optional[str] = None,
+        original_size: Optional[tuple[int, int]] = None,
     ) -> ImageEmbedding:
         """Encode an image, or fetch its embedding from the cache.
 
         Arguments:
-          image: H x W x 3 uint8 RGB.
+          image: H x W x 3 uint8 RGB; with `content_key`, also a function returning it, called
+            only when the embedding has to be computed.
           resolution: the encoder input size S (a multiple of 16, at least 256) or "native".
           config: the BA-SAM setting; None is vanilla SAM.
           encoder: on a cache miss, `encoder(image, S, config)` runs in place of
             `encode_uncached` (the app passes one that encodes in a GPU worker process).
+          content_key: what identifies the image's pixels in the cache instead of a hash of
+            them (a slide field: the slide's fingerprint and the field), so a cached field
+            needs no pixels read; `original_size` (H, W) must come with it.
 
         Returns:
           The ImageEmbedding: the (1, 256, S/16, S/16) embedding, the sizes that map masks
           back to the image, the encode time and where it came from ("computed", "memory",
           "disk"). Raises EncoderOutOfMemory naming a smaller size to try.
         """
-        check_image(image)
         config = config if config is not None else BASAMConfig.vanilla()
-        original_size = (int(image.shape[0]), int(image.shape[1]))
+        if content_key is None:
+            check_image(image)
+            original_size = (int(image.shape[0]), int(image.shape[1]))
+            content_key = image_hash(image)
+        elif original_size is None:
+            raise ValueError("a content_key needs the image's original_size (H, W)")
+        original_size = (int(original_size[0]), int(original_size[1]))
         size = self.resolve_size(original_size, resolution)
-        key = EmbeddingKey(image_hash(image), self.model.identity, size, config, self.encoder_precision)
+        key = EmbeddingKey(content_key, self.model.identity, size, config, self.encoder_precision)
         started = time.perf_counter()
         encode_fn = encoder or self._encode
-        embedding, source = self.cache.get(key, lambda: encode_fn(image, size, config), self.device)
+
+        def compute() -> torch.Tensor:
+            pixels = image() if callable(image) else image
+            check_image(pixels)
+            if pixels.shape[:2] != original_size:
+                raise ValueError(f"the image read is {pixels.shape[:2]}, its key says {original_size}")
+            return encode_fn(pixels, size, config)
+
+        embedding, source = self.cache.get(key, compute, self.device)
         seconds = time.perf_counter() - started if source == "computed" else 0.0
         return ImageEmbedding(key, embedding, original_size, resized_size(original_size, size), seconds, source)
 

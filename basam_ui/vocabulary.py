@@ -16,6 +16,7 @@ SIZES = (1024, 1536, 2048, 3072, 4096)  # the sizes the pages offer
 NATIVE = "native"  # S = the image's long side (rounded up to a multiple of 16, capped)
 DEFAULT_SIZE = 1024
 DEFAULT_MAX_SIZE = 4096  # --max-size: the largest S offered, and the cap of "native"
+FIELD_SIZE_GPU = 2048  # a slide field's S to start with on a GPU (on a CPU: DEFAULT_SIZE)
 OOM_HINT_SIZES = (512, *SIZES)  # what an out-of-memory message may suggest instead
 
 Resolution = Union[int, str]  # an S, or NATIVE
@@ -141,8 +142,10 @@ PALETTE = (
 
 # -- exports ----------------------------------------------------------------------------
 
-DATASET_FORMATS = ("coco", "png", "yolo", "dicom-seg")  # `basam-ui export --format`, the annotate page's export
-DATASET_FORMAT_LABELS = {"coco": "COCO (JSON)", "png": "PNG label maps", "yolo": "YOLO-seg", "dicom-seg": "DICOM SEG"}
+DATASET_FORMATS = ("coco", "png", "yolo", "geojson", "dicom-seg")  # `basam-ui export --format`, the annotate page's export
+DATASET_FORMAT_LABELS = {
+    "coco": "COCO (JSON)", "png": "PNG label maps", "yolo": "YOLO-seg", "geojson": "GeoJSON (QuPath)", "dicom-seg": "DICOM SEG",
+}  # fmt: skip
 MASK_FORMATS = ("png", "rle", "polygons")  # one mask as a file (the compare page, `basam_ui.export`)
 MASK_FORMAT_LABELS = {"png": "PNG", "rle": "COCO RLE (JSON)", "polygons": "Polygons (JSON)"}
 MASK_FORMAT_SUFFIXES = {"png": ".png", "rle": ".rle.json", "polygons": ".polygons.json"}

@@ -89,3 +89,26 @@ def legacy_object(conn, image_id: int, mask: np.ndarray, layer: int = 1, annotat
          p.annotator),
     )
     return int(cursor.lastrowid)
+
+
+def downgrade(db_path: Path, version: int) -> None:
+    """Take a project database back to schema `version`, as an older basam-ui left it: the
+    columns later migrations added are dropped (found by comparing with a database built by
+    migrations 1..`version` alone) and its user_version set."""
+    import sqlite3
+
+    from basam_ui.project import migrations
+
+    older = sqlite3.connect(":memory:")
+    for number, module in migrations.MIGRATIONS.items():
+        if number <= version:
+            module.upgrade(older)
+    tables = [name for (name,) in older.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    with sqlite3.connect(db_path) as conn:
+        for table in tables:
+            kept = {row[1] for row in older.execute(f"PRAGMA table_info({table})")}
+            for row in conn.execute(f"PRAGMA table_info({table})").fetchall():
+                if row[1] not in kept:
+                    conn.execute(f"ALTER TABLE {table} DROP COLUMN {row[1]}")
+        conn.execute(f"PRAGMA user_version={version}")
+    older.close()

@@ -156,7 +156,7 @@ def test_objects_layer_and_changed_or_missing_files(engine, project, tmp_path):
     records = project.objects(state.image_id)
     layer = annotate_view.objects_layer(state, records)
     assert [item["label"] for item in layer["items"]] == ["lesion", "lesion"]
-    with Image.open(io.BytesIO(annotate_view.pack_objects(records, 120, 160))) as png:
+    with Image.open(io.BytesIO(annotate_view.pack_objects(list(enumerate(records)), 120, 160))) as png:
         values = np.asarray(png)
     for k, record in enumerate(records):  # the top object's pixels hold its own number
         top = record.mask() & ~np.any([r.mask() for r in records[k + 1:]], axis=0) if k + 1 < len(records) else record.mask()

@@ -14,7 +14,7 @@ LAYERS = [
     ("words", ["vocabulary", "prompts", ""]),  # "": the package itself (__version__, lazy exports)
     ("method", ["basam"]),
     ("engine", ["sources", "checkpoints", "models", "precision", "decoder", "lean_decoder", "cache", "segmenter",
-                "image_io", "mask_formats", "export", "metrics", "proposals", "onnx_decoder"]),
+                "image_io", "mask_formats", "export", "metrics", "proposals", "onnx_decoder", "encode_watch"]),
     ("project", ["project"]),
     ("jobs", ["jobs"]),
     ("evaluation", ["evaluation"]),

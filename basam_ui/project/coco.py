@@ -7,6 +7,7 @@ import datetime
 from typing import Sequence
 
 from .. import __version__
+from . import fields
 from .objects import ObjectRecord
 from .records import ImageRecord
 
@@ -30,7 +31,12 @@ def coco_dataset(
     positions + 1. With `polygons`, segmentations are outer rings as flat [x, y, ...] lists
     through the centres of the boundary pixels (x + 0.5, y + 0.5: pixel x covers [x, x + 1));
     holes are not representable and are filled; an object too thin for a polygon keeps its
-    RLE. Polygons lose up to half of each boundary pixel: use RLE for exact masks."""
+    RLE. Polygons lose up to half of each boundary pixel: use RLE for exact masks.
+
+    An object made in a slide field is always given as polygons in level-0 pixels (an RLE
+    at a slide's level-0 size would not fit in memory to decode): its outer rings along its
+    field pixels' edges (`project/fields.py`), its area and bbox in level-0 pixels, and its
+    field under `attributes.field`; the image's width and height are level 0's."""
     category_id = {name: i + 1 for i, name in enumerate(labels)}
     coco_images, annotations = [], []
     for image, objects, flags in images:
@@ -52,16 +58,20 @@ def coco_dataset(
             entry["attributes"] = flags["attributes"]
         coco_images.append(entry)
         for obj in objects:
+            placed = obj.field is not None
+            attributes = {**obj.provenance.as_dict(), "layer": obj.layer, "created_at": obj.created_at}
+            if placed:
+                attributes["field"] = obj.field.as_dict()
             annotations.append(
                 {
                     "id": obj.id,
                     "image_id": image.id,
                     "category_id": category_id[obj.label],
-                    "segmentation": _segmentation(obj, polygons),
-                    "area": obj.area,
-                    "bbox": obj.bbox,
+                    "segmentation": _level0_polygons(obj) if placed else _segmentation(obj, polygons),
+                    "area": fields.area(obj) if placed else obj.area,
+                    "bbox": fields.bbox(obj) if placed else obj.bbox,
                     "iscrowd": 0,
-                    "attributes": {**obj.provenance.as_dict(), "layer": obj.layer, "created_at": obj.created_at},
+                    "attributes": attributes,
                 }
             )
     return {
@@ -76,6 +86,16 @@ def coco_dataset(
         "annotations": annotations,
         "categories": [{"id": i, "name": name, "supercategory": ""} for name, i in category_id.items()],
     }
+
+
+def _level0_polygons(obj: ObjectRecord) -> list[list[float]]:
+    """A field object's outer rings as flat [x, y, ...] lists in level-0 pixels."""
+    shape = fields.geometry(obj)
+    return [
+        [round(float(v), 3) for point in polygon.exterior.coords[:-1] for v in point]
+        for polygon in getattr(shape, "geoms", [shape])
+        if not polygon.is_empty
+    ]
 
 
 def _segmentation(obj: ObjectRecord, polygons: bool) -> object:

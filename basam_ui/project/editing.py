@@ -19,6 +19,7 @@ from .objects import (
     insert_object,
     record_from_row,
 )
+from ..sources.fields import Field
 from .records import image_by_id
 from .schema import ProjectError
 
@@ -39,18 +40,22 @@ class ObjectEditing:
         *,
         replaces: Optional[int] = None,
         holder: Optional[str] = None,
+        field: Optional[Field] = None,
     ) -> ObjectRecord:
         """Store a mask as an object of the image; it lies on top of the earlier objects. A
         to-do image becomes in progress. One transaction: when this returns, it is on disk.
 
         Arguments:
           image_id: the image.
-          mask: H x W bool at the image's full resolution (not empty).
+          mask: H x W bool at the image's full resolution (not empty), or with `field` at the
+            field's (its `size`).
           label: the class name.
           provenance: how the mask was made (side, model, S, setting, prompts, annotator, ...).
           replaces: a reopened live object of the same image: the new one takes its place and
             layer (undo brings it back).
           holder: the session committing (its claim is kept alive).
+          field: the slide field the mask was made in (level-0 rectangle and downsample; it
+            must lie in the image).
 
         Returns:
           The stored ObjectRecord. Raises ImageChangedError while the image is marked changed,
@@ -64,7 +69,9 @@ class ObjectEditing:
                 raise ImageChangedError(
                     f"{image.path}: the file changed since its objects were drawn; keep or drop them first"
                 )
-            if image.height is None:
+            if field is not None:
+                _check_field(image, field, rle["size"])
+            elif image.height is None:
                 conn.execute("UPDATE images SET height = ?, width = ? WHERE id = ?", (*rle["size"], image_id))
             elif [image.height, image.width] != rle["size"]:
                 raise ValueError(f"{image.path}: mask is {rle['size']} (H, W), the image is {image.height}x{image.width}")
@@ -80,7 +87,7 @@ class ObjectEditing:
                 layer = conn.execute(
                     "SELECT coalesce(max(layer), 0) + 1 FROM objects WHERE image_id = ?", (image_id,)
                 ).fetchone()[0]
-            object_id = insert_object(conn, image_id, label_id, layer, rle, provenance, now, replaces)
+            object_id = insert_object(conn, image_id, label_id, layer, rle, provenance, now, replaces, field)
             if replaces is not None:
                 conn.execute("UPDATE objects SET superseded_by = ? WHERE id = ?", (object_id, replaces))
             if image.status == "todo":
@@ -173,6 +180,16 @@ class ObjectEditing:
             conn.execute("DELETE FROM objects WHERE id = ?", (object_id,))
             return int(object_id)
 
+
+
+def _check_field(image, field: Field, mask_size: list) -> None:
+    """ValueError unless the mask has the field's size and the field lies in the image."""
+    width, height = field.size
+    if mask_size != [height, width]:
+        raise ValueError(f"{image.path}: mask is {mask_size} (H, W), its field's pixels are {height}x{width}")
+    if image.width is None or field.x + field.width > image.width or field.y + field.height > image.height:
+        raise ValueError(f"{image.path}: the field {field.as_dict()} does not lie in the image "
+                         f"({image.width}x{image.height}; open the image first)")
 
 
 def _object_by_id(conn: sqlite3.Connection, object_id: int) -> ObjectRecord:

@@ -10,6 +10,8 @@
   `val_fraction` splits train and val by image) and OUT/classes.txt (see `yolo.write_dataset`);
 - dicom-seg: OUT/<image path>.seg.dcm, one DICOM Segmentation per annotated DICOM item
   (`dicom_seg_export`), and OUT/skipped.txt listing the items left out, with the reason;
+- geojson: OUT/geojson/<image path>.geojson, a QuPath-importable FeatureCollection per image
+  in level-0 pixels (see `geojson_export`);
 and in every case OUT/report.md, plus OUT/missing.txt, OUT/changed.txt and OUT/unreadable.txt
 when images are missing (their objects are exported all the same), their file changed since
 annotation, or it cannot be read. With `copy_images`, COCO and PNG exports copy the images into
@@ -19,6 +21,10 @@ OUT/images/ too (COCO under their `file_name`).
 file is not a plain image (a DICOM frame) is placed beside an export as a PNG of its pixels,
 never as its file (`item_files`). Done images by default; with `all_images`, also every image
 that has objects.
+A slide (objects made in fields) is exported in level-0 pixels by COCO (polygons) and
+GeoJSON, and as patches by PNG and YOLO: each field with objects becomes
+OUT/images/<slide path>/<field>.png (the field's pixels) with its label maps or YOLO lines
+(`patches.py`).
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from ..sources.base import pixel_area_mm2, public_provenance
+from ..sources.base import public_provenance
 from ..vocabulary import DATASET_FORMATS
+from . import patches
 from .coco import coco_dataset
 from .files import inspect_file
 from .item_files import ItemFile, objects_window, place_item
+from .geojson_export import write_geojson
 from .labelmap import label_maps, write_png
 from .records import ImageRecord
 from .report import report_figures, report_markdown
@@ -80,7 +88,7 @@ def export_project(
     Arguments:
       project: the open project.
       out: the folder (made if needed).
-      fmt: "coco", "png", "yolo" or "dicom-seg".
+      fmt: "coco", "png", "yolo", "geojson" or "dicom-seg".
       all_images: every image that has objects, not only the done ones.
       polygons: COCO polygons instead of RLE (holes filled).
       copy_images: copy the images into OUT/images/ (YOLO links to them by default).
@@ -119,7 +127,7 @@ def export_project(
     names = _output_names([image for image, _, _ in entries])
     files = {image.id: ItemFile(project.file_path(image), image.frame, flags["plain_file"], objects_window(objects))
              for image, objects, flags in entries}  # fmt: skip
-    if copy_images and fmt not in ("yolo", "dicom-seg"):
+    if copy_images and fmt not in ("yolo", "dicom-seg", "png"):
         for image, _, flags in entries:
             item = files[image.id]
             target = out / "images" / (image.path if item.plain else names[image.id])
@@ -128,22 +136,32 @@ def export_project(
                 flags["file_name"] = written.relative_to(out / "images").as_posix()
     for _, _, flags in entries:
         flags["attributes"] = public_provenance(flags.pop("provenance_kept"), keep_identifying=keep_uids)
+    exported = [obj for _, objects, _ in entries for obj in objects]
+    result.images, result.objects = len(entries), len(exported)
     if fmt == "coco":
         (out / "annotations.json").write_text(json.dumps(coco_dataset(entries, labels, polygons=polygons)))
-    elif fmt == "png":
-        _write_label_maps(out, entries, names, labels)
-    elif fmt == "yolo":
-        write_dataset(out, entries, names, labels, files, copy_images=copy_images, val_fraction=val_fraction, seed=seed)
+    elif fmt == "geojson":
+        write_geojson(out, entries, names, labels)
+    elif fmt in ("png", "yolo"):  # a slide's fields become patches (their images written here)
+        entries, names, made = patches.expand(entries, names)
+        patches.write_images(out, made, names, lambda image, field: _field_pixels(project, image, field))
+        files.update({patch_id: ItemFile(out / "images" / f"{names[patch_id]}.png") for patch_id, _, _ in made})
+        if fmt == "png":
+            _write_label_maps(out, entries, names, labels)
+            if copy_images:
+                for image, _, _ in entries:
+                    place_item(files[image.id], out / "images" / names[image.id], copy=True)
+        else:
+            write_dataset(out, entries, names, labels, files, copy_images=copy_images, val_fraction=val_fraction,
+                          seed=seed)  # fmt: skip
     else:
         from .dicom_seg_export import write_segmentations
 
         _, result.skipped = write_segmentations(out, entries, names, labels, files, codes)
     known = {line.split(": ", 1)[0] for line in result.unreadable}
     result.unreadable += [f"{im.path}: {im.unreadable}" for im in images if im.unreadable and im.path not in known]
-    exported = [obj for _, objects, _ in entries for obj in objects]
-    result.images, result.objects = len(entries), len(exported)
-    areas = {image.id: pixel_area_mm2(flags["attributes"]) for image, _, flags in entries}
-    result.figures = report_figures(exported, labels, project.progress(), pixel_areas=areas)
+    pixel_sizes = {image.id: image.pixel_size for image in images}
+    result.figures = report_figures(exported, labels, project.progress(), pixel_sizes)
     warnings = []
     for kind, paths, what in (
         ("missing", result.missing, "image files missing (their objects are exported)"),
@@ -195,6 +213,18 @@ def _check_file(project: Project, image: ImageRecord, result: ExportResult) -> d
     return {"width": width, "height": height, "missing": state.missing, "changed": changed,
             "unreadable": state.unreadable, "plain_file": state.plain_file, "provenance": state.provenance,
             "provenance_kept": provenance, "frame": image.frame + 1 if image.frames > 1 else None}
+
+
+def _field_pixels(project: Project, image: ImageRecord, field) -> Optional[object]:
+    """A field's pixels read from the image's file, or None when it can't be read."""
+    from ..sources import open_source
+    from ..sources.fields import read_field
+
+    try:
+        with open_source(project.file_path(image)) as source:
+            return read_field(source, field)
+    except (OSError, ValueError):
+        return None
 
 
 def _output_names(images: list[ImageRecord]) -> dict[int, str]:

@@ -69,6 +69,8 @@ def place_item(item: ItemFile, target_stem: Path, copy: bool) -> Optional[Path]:
       The path written, or None when the file is missing or can't be read.
     """
     target = target_stem.parent / (target_stem.name + item.suffix)
+    if item.path == target:  # already in its place (a slide's patch the export wrote there)
+        return target if target.is_file() else None
     if item.plain:
         return target if place_image(item.path, target, copy) else None
     from .labelmap import write_png

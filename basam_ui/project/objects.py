@@ -12,6 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..mask_formats import export_metadata, mask_to_coco_rle, mask_to_polygons
+from ..sources.fields import Field
 from ..vocabulary import RECORDED_PRECISIONS, SIDES
 
 
@@ -85,7 +86,10 @@ class Provenance:
 
 @dataclass(frozen=True)
 class ObjectRecord:
-    """One live object of an image: its class, layer (higher lies on top), mask and provenance."""
+    """One live object of an image: its class, layer (higher lies on top), mask and provenance.
+    `field`: the slide field it was made in (then the mask, its size, bbox and area are the
+    field's pixels: `project/fields.py` places it in level-0 pixels), None for an object of an
+    image decoded whole (the mask is at the image's size)."""
 
     id: int
     image_id: int
@@ -100,6 +104,7 @@ class ObjectRecord:
     provenance: Provenance
     created_at: float
     replaces: Optional[int]
+    field: Optional[Field] = None
 
     def rle(self) -> dict:
         """{"size": [H, W], "counts": str}: COCO compressed RLE, as pycocotools reads it."""
@@ -148,7 +153,7 @@ OBJECT_COLUMNS = (
     "o.id, o.image_id, l.name, o.label_id, o.layer, o.height, o.width, o.counts, o.area, o.bbox, o.side, "
     "o.model_type, o.checkpoint_sha256, o.input_size, o.nsf, o.bmam, o.beta, o.precision, o.prompts, "
     "o.brush_edits, o.brushed, o.predicted_iou, o.iou_sam_basam, o.annotator, o.seconds, o.created_at, o.replaces, "
-    "o.window"
+    "o.window, o.field_x, o.field_y, o.field_width, o.field_height, o.field_downsample"
 )
 OBJECT_FROM = "objects o JOIN labels l ON l.id = o.label_id"
 LIVE = "o.deleted_at IS NULL AND o.superseded_by IS NULL"
@@ -158,7 +163,7 @@ def record_from_row(row: sqlite3.Row | tuple) -> ObjectRecord:
     """An ObjectRecord from a row selected with OBJECT_COLUMNS."""
     (oid, image_id, label, label_id, layer, height, width, counts, area, bbox, side, model_type, sha, size, nsf,
      bmam, beta, precision, prompts, brush_edits, brushed, predicted_iou, iou, annotator, seconds, created_at,
-     replaces, window) = row
+     replaces, window, field_x, field_y, field_width, field_height, field_downsample) = row
     provenance = Provenance(
         side=side, model_type=model_type, checkpoint_sha256=sha, input_size=size, nsf=bool(nsf), bmam=bool(bmam),
         beta=beta, precision=precision, prompts=json.loads(prompts), brush_edits=brush_edits,
@@ -169,6 +174,7 @@ def record_from_row(row: sqlite3.Row | tuple) -> ObjectRecord:
         id=oid, image_id=image_id, label=label, label_id=label_id, layer=layer, height=height, width=width,
         counts=counts, area=area, bbox=json.loads(bbox), provenance=provenance, created_at=created_at,
         replaces=replaces,
+        field=None if field_x is None else Field(field_x, field_y, field_width, field_height, field_downsample),
     )
 
 
@@ -181,20 +187,24 @@ def insert_object(
     provenance: Provenance,
     created_at: float,
     replaces: Optional[int],
+    field: Optional[Field] = None,
 ) -> int:
-    """Insert one object row (inside the caller's transaction); returns its id."""
+    """Insert one object row (inside the caller's transaction); returns its id. `field`: the
+    slide field the mask's pixels are (None: the image's)."""
     p = provenance
+    placed = (field.x, field.y, field.width, field.height, field.downsample) if field is not None else (None,) * 5
     cursor = conn.execute(
         "INSERT INTO objects (image_id, label_id, layer, height, width, counts, area, bbox, side, model_type, "
         "checkpoint_sha256, input_size, nsf, bmam, beta, precision, prompts, brushed, brush_edits, predicted_iou, "
-        "iou_sam_basam, annotator, seconds, created_at, replaces, window) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "iou_sam_basam, annotator, seconds, created_at, replaces, window, field_x, field_y, field_width, field_height, "
+        "field_downsample) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             image_id, label_id, layer, rle["size"][0], rle["size"][1], rle["counts"], rle["area"],
             json.dumps(rle["bbox"]), p.side, p.model_type, p.checkpoint_sha256, p.input_size, int(p.nsf),
             int(p.bmam), p.beta, p.precision, json.dumps(p.prompts), int(p.brushed), p.brush_edits,
             p.predicted_iou, p.iou_sam_basam, p.annotator, p.seconds, created_at, replaces,
-            json.dumps(p.window) if p.window is not None else None,
+            json.dumps(p.window) if p.window is not None else None, *placed,
         ),
     )
     return int(cursor.lastrowid)

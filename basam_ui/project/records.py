@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Optional, Union
 
+from ..sources.base import pixel_size_um
 from .objects import LIVE
 
 IMAGE_COLUMNS = (
@@ -81,6 +82,12 @@ class ImageRecord:
         "_f<frame number>" for a frame of a multi-frame file (frames.dcm frame 2: frames_f2)."""
         stem = str(PurePosixPath(self.path).with_suffix(""))
         return f"{stem}_f{self.frame + 1}" if self.frames > 1 else stem
+
+    @property
+    def pixel_size(self) -> Optional[tuple[float, float]]:
+        """Microns per level-0 pixel (x, y) when its file says (a slide's mpp, a DICOM's pixel
+        spacing), from the source facts recorded when it was opened; else None."""
+        return pixel_size_um(self.source)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Figures about how a set of objects was made, and the same as Markdown (OUT/report.md and
-the page's panel): objects per class, their areas (pixels, and mm² where the image says its
-pixel spacing), BA-SAM vs SAM commits overall and by input size S, mean IoU between the two
-sides' masks, prompts and brush edits per object, time per object."""
+the page's panel): objects per class, BA-SAM vs SAM commits overall and by input size S,
+mean IoU between the two sides' masks, prompts and brush edits per object, time per object,
+and areas per class (level-0 pixels, and µm² and mm² for objects on images with a pixel size:
+a slide's mpp, a DICOM's pixel spacing)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import statistics
 from dataclasses import asdict
 from typing import Mapping, Optional, Sequence
 
-from ..sources.base import pixel_area_mm2
 from ..vocabulary import SIDES
+from . import fields
 from .objects import ObjectRecord
 from .records import Progress
 from .store import Project
@@ -18,16 +19,15 @@ from .store import Project
 
 def report_figures(
     objects: Sequence[ObjectRecord], labels: Sequence[str], progress: Optional[Progress] = None,
-    pixel_areas: Optional[Mapping[int, Optional[float]]] = None,
+    pixel_sizes: Optional[Mapping[int, Optional[tuple[float, float]]]] = None,
 ) -> dict:
     """A JSON-ready dict: "objects", "per_class" {class: n} (every class, in order),
-    "areas" {class: {"mean_px", "mean_mm2" (over the objects whose image's pixel area is known
-    from `pixel_areas`, image id -> mm² per pixel; None for none), "mm2_count"}} for classes
-    with objects,
     "per_annotator", "committed" {"basam", "sam", "basam_share"}, "by_size" {S: {"basam",
     "sam"}}, "mean_iou_sam_basam" (None without values) and "iou_count", "prompts_per_object",
     "brush_edits_per_object", "brushed_share", "seconds_per_object" {"mean", "median",
-    "count"}, and "images" (the progress counts) when `progress` is given."""
+    "count"}, "areas" {class: {"count", "mean_px" (level-0 pixels), "mean_um2", "mean_mm2" and
+    "um2_count" (objects on images whose `pixel_sizes[image id]`, µm per pixel, is known)}} for
+    the classes with objects, and "images" (the progress counts) when `progress` is given."""
     n = len(objects)
     per_class = {name: 0 for name in labels}
     per_annotator: dict[str, int] = {}
@@ -40,19 +40,17 @@ def report_figures(
         sides[p.side] += 1
         by_size.setdefault(p.input_size, dict.fromkeys(SIDES, 0))[p.side] += 1
     areas: dict[str, dict] = {}
-    for name in per_class:
-        mine = [o for o in objects if o.label == name]
-        if not mine:
-            continue
-        mm2 = [o.area * a for o in mine if (a := (pixel_areas or {}).get(o.image_id)) is not None]
-        areas[name] = {"mean_px": statistics.fmean(o.area for o in mine),
-                       "mean_mm2": statistics.fmean(mm2) if mm2 else None, "mm2_count": len(mm2)}
+    for obj in objects:
+        found = areas.setdefault(obj.label, {"px": [], "um2": []})
+        found["px"].append(fields.area(obj))
+        um2 = fields.area_um2(obj, (pixel_sizes or {}).get(obj.image_id))
+        if um2 is not None:
+            found["um2"].append(um2)
     ious = [o.provenance.iou_sam_basam for o in objects if o.provenance.iou_sam_basam is not None]
     seconds = [o.provenance.seconds for o in objects if o.provenance.seconds is not None]
     return {
         "objects": n,
         "per_class": per_class,
-        "areas": areas,
         "per_annotator": dict(sorted(per_annotator.items())),
         "committed": {**sides, "basam_share": sides["basam"] / n if n else None},
         "by_size": dict(sorted(by_size.items())),
@@ -66,15 +64,20 @@ def report_figures(
             "median": statistics.median(seconds) if seconds else None,
             "count": len(seconds),
         },
+        "areas": {
+            name: {"count": len(a["px"]), "mean_px": statistics.fmean(a["px"]),
+                   "mean_um2": statistics.fmean(a["um2"]) if a["um2"] else None,
+                   "mean_mm2": statistics.fmean(a["um2"]) / 1e6 if a["um2"] else None, "um2_count": len(a["um2"])}
+            for name, a in ((n, areas[n]) for n in [*labels, *sorted(set(areas) - set(labels))] if n in areas)
+        },
         **({"images": asdict(progress)} if progress is not None else {}),
     }
 
 
 def project_figures(project: Project) -> dict:
-    """`report_figures` of every live object of the project, with its progress and the pixel
-    areas its images recorded when opened (the page's panel)."""
-    areas = {image.id: pixel_area_mm2(image.source) for image in project.images()}
-    return report_figures(project.all_objects(), project.labels(), project.progress(), pixel_areas=areas)
+    """`report_figures` of every live object of the project, with its progress (the page's panel)."""
+    pixel_sizes = {image.id: image.pixel_size for image in project.images()}
+    return report_figures(project.all_objects(), project.labels(), project.progress(), pixel_sizes)
 
 
 def report_markdown(figures: dict, title: str = "Annotation report", warnings: Sequence[str] = ()) -> str:
@@ -86,7 +89,8 @@ def report_markdown(figures: dict, title: str = "Annotation report", warnings: S
         im = figures["images"]
         lines += [
             f"Images: {im['done']} done of {im['total']} ({im['in_progress']} in progress, {im['todo']} to do, "
-            f"{im['skipped']} skipped; {im['missing']} missing, {im['changed']} changed).",
+            f"{im['skipped']} skipped; {im['missing']} missing, {im['changed']} changed, "
+            f"{im.get('unreadable', 0)} unreadable).",
             "",
         ]
     c = figures["committed"]
@@ -98,7 +102,6 @@ def report_markdown(figures: dict, title: str = "Annotation report", warnings: S
         "|---|---:|",
         *[f"| {name} | {count} |" for name, count in figures["per_class"].items()],
         "",
-        *_area_table(figures.get("areas") or {}),
         "| S | BA-SAM | SAM | BA-SAM share |",
         "|---:|---:|---:|---:|",
         *[
@@ -117,22 +120,19 @@ def report_markdown(figures: dict, title: str = "Annotation report", warnings: S
         f"{_num(figures['seconds_per_object']['median'], 1)} (n = {figures['seconds_per_object']['count']}) |",
         "",
     ]
+    if figures.get("areas"):
+        lines += ["| class | objects | mean area (level-0 px) | mean area (µm²) | mean area (mm²) |",
+                  "|---|---:|---:|---:|---:|"]  # fmt: skip
+        lines += [f"| {name} | {a['count']} | {a['mean_px']:.0f} | "
+                  + (f"{a['mean_um2']:.4g} | {a['mean_mm2']:.3g} (n = {a['um2_count']}) |" if a["mean_um2"] is not None
+                     else "– | – |")
+                  for name, a in figures["areas"].items()]  # fmt: skip
+        lines.append("")
     if figures["per_annotator"]:
         lines += ["| annotator | objects |", "|---|---:|"]
         lines += [f"| {name or '(unnamed)'} | {count} |" for name, count in figures["per_annotator"].items()]
         lines.append("")
     return "\n".join(lines)
-
-
-def _area_table(areas: dict) -> list[str]:
-    """The mean object area per class, in pixels and, where images give their pixel spacing, in mm²."""
-    if not areas:
-        return []
-    lines = ["| class | mean area (px) | mean area (mm²) |", "|---|---:|---:|"]
-    for name, a in areas.items():
-        mm2 = "–" if a["mean_mm2"] is None else f"{a['mean_mm2']:.3g} (n = {a['mm2_count']})"
-        lines.append(f"| {name} | {a['mean_px']:.0f} | {mm2} |")
-    return lines + [""]
 
 
 def _pct(value: Optional[float]) -> str:

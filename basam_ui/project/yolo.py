@@ -49,7 +49,8 @@ def write_dataset(
       labels: class names, in index order.
       files: image id -> its file (`item_files.ItemFile`).
       copy_images: copy the images instead of linking to them (an item whose file is not a
-        plain image is always written as a PNG of its pixels).
+        plain image is always written as a PNG of its pixels; one already in its place, a slide's
+        patch, stays).
       val_fraction: that share of the images (at least one, when there are two or more) goes
         to `val`, drawn with `seed`; None: `val` is the same list as `train`.
       seed: the split's seed.

@@ -68,6 +68,9 @@ class ImageSource(ABC):
 
     kind: ClassVar[str]
     plain_file: ClassVar[bool] = False
+    # True for kinds too large to decode whole (slides): read by region, shown in tiles from
+    # their own pyramid, annotated in fields; False: decoded whole (photos, DICOM frames)
+    regions: ClassVar[bool] = False
     name: str
     path: Optional[Path]
     frames: int = 1
@@ -117,6 +120,12 @@ class ImageSource(ABC):
         function, centre and width; an automatic window's centre and width once read), or
         None for a kind without windows."""
         return None
+
+    @property
+    def pixel_size(self) -> Optional[tuple[float, float]]:
+        """Microns per full-resolution pixel (x, y) when the item says (a slide's mpp, a DICOM's
+        pixel spacing), else None (`pixel_size_um` of its provenance)."""
+        return pixel_size_um(self.provenance())
 
     def provenance(self) -> dict[str, Any]:
         """Fields of the item worth recording with what is made from it (kind-specific:
@@ -215,16 +224,17 @@ def public_provenance(provenance: Optional[dict[str, Any]], keep_identifying: bo
     return provenance
 
 
-def pixel_area_mm2(provenance: Optional[dict[str, Any]]) -> Optional[float]:
-    """The area of one pixel in mm² from an item's provenance ("pixel_spacing_mm" [row,
-    column] in mm, or a slide's "mpp" [x, y] in µm), or None when the item does not say."""
+def pixel_size_um(provenance: Optional[dict[str, Any]]) -> Optional[tuple[float, float]]:
+    """Microns per full-resolution pixel (x, y) from an item's provenance: a DICOM's
+    "pixel_spacing_mm" [row, column] in mm, or a slide's "mpp" [x, y] in µm; None when the item
+    does not say. Pixel areas in µm² and mm² are made from it."""
     provenance = provenance or {}
     spacing = provenance.get("pixel_spacing_mm")
     if spacing:
-        return float(spacing[0]) * float(spacing[1])
+        return float(spacing[1]) * 1000.0, float(spacing[0]) * 1000.0
     mpp = provenance.get("mpp")
     if mpp:
-        return float(mpp[0]) * float(mpp[1]) / 1e6
+        return float(mpp[0]), float(mpp[1])
     return None
 
 

@@ -117,6 +117,7 @@ class SlideSource(ImageSource):
     Deep Zoom tiles from it). `size` is level 0's; `read` reads by region at a scale."""
 
     kind = "slide"
+    regions = True
 
     def __init__(self, source: Source, max_pixels: int = DEFAULT_MAX_PIXELS):
         import openslide
@@ -148,6 +149,10 @@ class SlideSource(ImageSource):
     @property
     def size(self) -> tuple[int, int]:
         return self.level_dimensions[0]
+
+    @property
+    def pixel_size(self) -> Optional[tuple[float, float]]:
+        return self.mpp
 
     def best_level(self, downsample: float) -> int:
         """The pyramid level to read for `downsample` level-0 pixels per output pixel: the

@@ -4,7 +4,7 @@
 // annotate_view.objects_layer) with each object's class; brush (B) and eraser (E) strokes in
 // original pixels kept in the value's "strokes" until Enter commits them; and the page's
 // keys, which click the page's own controls (#ann-...).
-const ann = {tool: 'prompt', size: 8, stroke: null, layer: null, bitmap: null, side: 'basam'};
+const ann = {tool: 'prompt', size: 8, stroke: null, layer: null, pieces: [], side: 'basam'};
 const annLine = document.createElement('div');
 annLine.className = 'bc-ann-line';
 statusLine.after(annLine);
@@ -16,9 +16,10 @@ function drawObjects() {
   const layer = ann.layer;
   if (!layer || layer.url !== st.key) return;
   const d = dpr();
-  if (ann.bitmap) {
+  if (ann.pieces.length) {  // each piece on its rectangle: the image, or a slide's field
     ctx.save(); imageSpace(); ctx.imageSmoothingEnabled = st.scale * d < 1;
-    ctx.drawImage(ann.bitmap, 0, 0, st.W, st.H); ctx.restore();
+    for (const p of ann.pieces) ctx.drawImage(p.bitmap, p.x, p.y, p.width, p.height);
+    ctx.restore();
   }
   ctx.font = 'bold 12px sans-serif'; ctx.textBaseline = 'bottom';
   for (const item of layer.items || []) {
@@ -57,12 +58,13 @@ function annStatus(v) {
   root.dataset.tool = ann.tool; root.dataset.strokes = n;
 }
 async function setObjects(layer) {
-  ann.layer = layer || null; ann.bitmap = null;
-  if (layer && layer.png) {
-    const blob = await (await fetch(layer.png)).blob(), bitmap = await createImageBitmap(blob);
+  ann.layer = layer || null; ann.pieces = [];
+  if (layer && (layer.pieces || []).length) {
+    const pieces = await Promise.all(layer.pieces.map(async p => (
+      {...p, bitmap: await createImageBitmap(await (await fetch(p.png)).blob())})));
     // a newer layer arrived while this one decoded (answers can overtake each other): it wins
     if (ann.layer !== layer) return;
-    ann.bitmap = bitmap;
+    ann.pieces = pieces;
   }
   root.dataset.objects = layer ? (layer.items || []).length : 0;
   draw();
@@ -130,6 +132,7 @@ function annKey(ev) {
   else if (name === 's') act = () => toggleSide();
   else if (name === 'b') act = () => setTool('brush');
   else if (name === 'e') act = () => setTool('erase');
+  else if (name === 'c') act = () => press('ann-cancel');
   else if (k === '[') act = () => { ann.size = Math.max(1, Math.round(ann.size / 1.5)); draw(); };
   else if (k === ']') act = () => { ann.size = Math.min(500, Math.round(ann.size * 1.5) + (ann.size < 2 ? 1 : 0)); draw(); };
   if (!act || ev.repeat && k === 'Enter') return;

@@ -21,7 +21,7 @@ import numpy as np
 from ...prompts import Prompts
 from ...vocabulary import DEFAULT_SIDE, side_key
 from ..common import events as common
-from ..common import window_events
+from ..common import fields, window_events
 from ..common.engine import AppEngine
 from ..common.session import AppError, Progress, Session, Settings, no_progress, parse_size
 MAX_STROKES = 500
@@ -82,13 +82,15 @@ def open_image(engine: AppEngine, project, state: AnnotateState, image_id: int) 
     if image.unreadable:
         return _without_image(engine, state, image)
     try:
-        session = common.upload_image(engine, str(project.file_path(image)), frame=image.frame)
+        session = open_item(engine, project, image)
     except AppError as exc:  # the header read, the pixels did not (a truncated file, a bomb)
         reason = str(exc).removeprefix(f"{project.file_path(image).name}: ")
         return _without_image(engine, state, project.mark_unreadable(image.id, reason))
     engine.forget(state.session)
     shown = image.display_name
     note = f"{shown} is also open in {other or 'another'} session" if other is not None else ""
+    if session.fields is not None and not note:
+        note = slide_note(engine)
     if image.changed:
         note = (f"⚠️ {shown} changed on disk since its objects were drawn: they are kept apart "
                 "(see the export's changed.txt); commits are refused until it is resolved")
@@ -96,6 +98,52 @@ def open_image(engine: AppEngine, project, state: AnnotateState, image_id: int) 
         state, image_id=image.id, session=replace(session, image_name=shown),
         side=DEFAULT_SIDE, selected=None, reopened=None, started=None, note=note,
     )
+
+
+def open_item(engine: AppEngine, project, image) -> Session:
+    """The Session for a project image: a slide (a source read by region) with its thumbnail,
+    tiles and fields; an image decoded whole (its frame, for a multi-frame file), in tiles when
+    it is a large photo. Tiles are served by the project's image id (`tile_file`). Raises
+    AppError."""
+    from ...sources import open_source
+
+    path = project.file_path(image)
+    tiles_url = fields.tile_url(str(image.id), image.current_sha256 or "")
+    try:
+        with open_source(path, max_pixels=engine.max_pixels, frame=image.frame) as source:
+            regions, plain = source.regions, source.plain_file
+    except (OSError, ValueError):
+        regions = plain = False  # the reader says what is wrong below
+    if regions:
+        return fields.open_slide(engine, str(path), tiles_url)
+    # tiles come from the file itself: only for an ordinary image file (not a DICOM frame,
+    # whose pixels depend on its frame and window)
+    return common.upload_image(engine, str(path), frame=image.frame, tiles_url=tiles_url if plain else None)
+
+
+def tile_file(project):
+    """The tile server's resolver for `project` (`web/common/tiles.TileServer`): an image id
+    (the key the canvas names) -> its file, for an image of the project that is there and
+    readable; None for any other key. The path comes from the database, never the request."""
+
+    def resolve(key: str):
+        try:
+            image = project.image(int(key))
+        except (KeyError, ValueError):
+            return None
+        return None if image.missing or image.unreadable else project.file_path(image)
+
+    return resolve
+
+
+def slide_note(engine: AppEngine) -> str:
+    """What the page says on opening a slide: how fields work, and why S starts where it does."""
+    note = ("A slide is annotated in fields: the first click encodes what you see (G takes the current view as "
+            "the field; a click outside the field starts a new one; C cancels an encode).")
+    if not str(engine.device).startswith("cuda"):
+        note += (f" S = {engine.default_field_size} by default on this CPU: a field at 4096 takes over a minute per "
+                 "side to encode with vit_t and 7 to 17 minutes with vit_b (zoom in for finer fields, or pick a larger S)")
+    return note
 
 
 def _without_image(engine: AppEngine, state: AnnotateState, image) -> AnnotateState:
@@ -109,13 +157,15 @@ def _without_image(engine: AppEngine, state: AnnotateState, image) -> AnnotateSt
 
 def readable(state: AnnotateState) -> bool:
     """Whether the open image is shown (it was found and read)."""
-    return state.session.image is not None
+    return state.session.has_image
 
 
-def encode(engine: AppEngine, state: AnnotateState, settings: Settings, progress: Progress = no_progress) -> AnnotateState:
-    """Both sides' embeddings of the open image (from the cache when there), and masks for
-    its prompts: after opening an image and for every settings change."""
-    return replace(state, session=common.compute(engine, state.session, settings, progress))
+def encode(engine: AppEngine, state: AnnotateState, settings: Settings, progress: Progress = no_progress,
+           cancel=None) -> AnnotateState:  # fmt: skip
+    """Both sides' embeddings of the open image (a slide's field; from the cache when there),
+    and masks for its prompts: after opening an image and for every settings change. `cancel`:
+    the encode's cancel flag (`AppEngine.encoding`)."""
+    return replace(state, session=common.compute(engine, state.session, settings, progress, cancel))
 
 
 def go(engine: AppEngine, project, state: AnnotateState, where: str) -> AnnotateState:
@@ -230,10 +280,10 @@ def close(engine: AppEngine, project, state: Optional[AnnotateState]) -> None:
 
 def set_prompts(
     engine: AppEngine, state: AnnotateState, canvas: Optional[Mapping[str, Any]], settings: Settings,
-    progress: Progress = no_progress,
+    progress: Progress = no_progress, cancel=None,
 ) -> AnnotateState:
-    """The canvas's prompts changed: decode both sides again."""
-    session = common.set_prompts(engine, state.session, canvas, settings, progress)
+    """The canvas's prompts changed (a slide: maybe its field too): decode both sides again."""
+    session = common.set_prompts(engine, state.session, canvas, settings, progress, cancel)
     started = state.started if state.started is not None or session.prompts.empty else time.time()
     return replace(state, session=session, started=started)
 
@@ -305,8 +355,8 @@ def commit(
     result = session.side(state.side)
     if result is None or result.mask is None:
         raise AppError("click the image (or draw a box) first: there is no mask to commit")
-    strokes = parse_strokes(canvas)
-    mask = apply_strokes(result.mask, strokes) if strokes else result.mask
+    strokes = parse_strokes(canvas)  # level-0 pixels; a slide's mask is its field's
+    mask = apply_strokes(result.mask, fields.field_strokes(strokes, session.field)) if strokes else result.mask
     if not mask.any():
         raise AppError("the mask is empty: nothing to commit")
     segmenter = engine.segmenter(session.settings.model if session.settings else settings.model)
@@ -324,7 +374,8 @@ def commit(
     )
     try:
         record = project.commit_object(
-            state.image_id, mask, _label(project, label), provenance, replaces=state.reopened, holder=state.holder
+            state.image_id, mask, _label(project, label), provenance, replaces=state.reopened, holder=state.holder,
+            field=session.field,
         )
     except (ProjectError, ValueError) as exc:  # ImageChangedError, a wrong size, an unknown class
         raise AppError(str(exc)) from None
@@ -352,7 +403,7 @@ def _label(project, label: str) -> str:
 
 
 def _need_image(state: AnnotateState) -> None:
-    if state.image_id is None or state.session.image is None:
+    if state.image_id is None or not state.session.has_image:
         raise AppError("open an image first")
 
 
@@ -393,9 +444,18 @@ def reopen_selected(
         raise AppError("select an object first")
     record = project.object(state.selected)
     prompts = Prompts.from_record(record.provenance.prompts)
-    value = {**common.canvas_value(state.session.canvas_image), **prompts.canvas_items(), "rev": 1}
+    value = {**fresh_value(state), **prompts.canvas_items(), "rev": 1}
+    if record.field is not None:  # its field again (made at the page's S), shown on the canvas
+        view = {k: getattr(record.field, k) for k in ("x", "y", "width", "height")}
+        value.update(field_rev=state.session.field_rev + 1, field_view=view, focus=view)
     state = set_prompts(engine, replace(state, reopened=record.id, side=record.provenance.side), value, settings, progress)
     return state, value
+
+
+def fresh_value(state: AnnotateState) -> Optional[dict]:
+    """A new canvas value for the open image: no prompts, and a slide's current field kept."""
+    value = common.canvas_value(state.session.canvas_image)
+    return None if value is None else {**value, **fields.canvas_field(state.session)}
 
 
 def undo(project, state: AnnotateState) -> AnnotateState:

@@ -37,7 +37,8 @@ KEYS_HELP = (
     "**Keys:** 1–9 class · Enter commit the mask as an object · S commit SAM's mask instead of BA-SAM's "
     "(the view follows) · Delete delete the selected object · D / → next image · A / ← previous · "
     "Shift+Enter mark done and open the next to do · B brush · E eraser (press again: back to prompts) · "
-    "[ / ] brush size · plus the canvas keys: N negative clicks · Z undo prompt · Esc clear prompts · "
+    "[ / ] brush size · C cancel an encode · G (a slide) take the current view as the field · "
+    "plus the canvas keys: N negative clicks · Z undo prompt · Esc clear prompts · "
     "V view · F fit · 0 1:1 · + / − zoom. Keys do nothing while you type in a text field."
 )
 CSS = BASE_CSS + """
@@ -74,8 +75,9 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     column_widths=["52%", "34%", "14%"],
                 )
             with gr.Column(scale=3):
-                canvas = PromptCanvas(None, extensions=[HERE / "annotate.js", windows.DRAG_SCRIPT], objects=None,
-                                      elem_id="canvas", empty="No image to show: the line under the canvas says why")
+                canvas = PromptCanvas(None, extensions=[HERE / "annotate.js", HERE / "fields.js", windows.DRAG_SCRIPT],
+                                      objects=None, elem_id="canvas",
+                                      empty="No image to show: the line under the canvas says why")
                 gr.Markdown(KEYS_HELP, elem_id="ann-keys")
                 status = gr.Markdown("", elem_id="status")
             with gr.Column(scale=1, min_width=260):
@@ -91,6 +93,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     commit_btn = gr.Button("Commit (Enter)", elem_id="ann-commit", variant="primary", size="sm")
                     undo_btn = gr.Button("Undo last commit", elem_id="ann-undo", size="sm")
                 windowing = window_control()  # shown for images with display windows (monochrome DICOM)
+                cancel_btn = gr.Button("Cancel encode (C)", elem_id="ann-cancel", size="sm")
                 objects = gr.Radio([], label="Objects (select one)", elem_id="ann-objects")
                 with gr.Row():
                     relabel_btn = gr.Button("Set class", elem_id="ann-relabel", size="sm")
@@ -188,12 +191,26 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             return out
 
         def fresh_canvas(st: AnnotateState) -> dict:
-            return {canvas: gr.update(value=common.canvas_value(st.session.canvas_image))}
+            return {canvas: gr.update(value=annotate.fresh_value(st))}
+
+        def field_size(st: AnnotateState, data: dict) -> dict:
+            """A slide opened with the page's S untouched: S for fields on this device (a GPU's)."""
+            if st.session.fields is not None and data.get(size) == engine.default_size != engine.default_field_size:
+                return {size: engine.default_field_size}
+            return {}
 
         def moved(move: Callable[[AnnotateState, dict], AnnotateState]):
             def event(st, data, report):
                 st = move(st, data)
-                return st, fresh_canvas(st)
+                return st, {**fresh_canvas(st), **field_size(st, data)}
+
+            return event
+
+        def cancellable(model_work: Callable):
+            """An event whose encode the Cancel button (C) stops: run with this session's cancel flag."""
+            def event(st, data, report):
+                with engine.encoding(st.holder) as flag:
+                    return model_work(st, data, report, flag)
 
             return event
 
@@ -203,7 +220,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             try:
                 with prefetcher.busy():
                     st = annotate.first_image(engine, project, st)
-                out = with_extra(shown(st, True), fresh_canvas(st))
+                # a fresh page's size is the default: a slide opened first gets the fields' own
+                out = with_extra(shown(st, True), {**fresh_canvas(st), **field_size(st, {size: engine.default_size})})
                 out[report] = report_text()
             except Exception as exc:  # one bad file or a database error: said in the page, never a red badge
                 return {state: st, message: failure_message(exc, "page load")}
@@ -212,8 +230,9 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             out[name] = gr.update(value=login, interactive=False) if login else gr.update()
             return out
 
-        def encode_event(st, data, report):
-            return annotate.encode(engine, st, settings_of(data), report), {}
+        @cancellable
+        def encode_event(st, data, report, flag):
+            return annotate.encode(engine, st, settings_of(data), report, flag), {}
 
         def report_text() -> str:
             from ...project.report import project_figures, report_markdown
@@ -253,18 +272,20 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
         def listen(trigger, fn, inputs, outputs, **kwargs):
             return _listen(trigger, fn, {state, name, *settings_inputs, *inputs}, outputs, **kwargs)
 
-        everything = full + [canvas]
+        everything = full + [canvas, size]
         # the remembered name goes into the field in the browser, at once; the server never
         # writes it back (a name typed before the load's answer arrives would be wiped)
         restore = f"(n) => n || localStorage.getItem('{NAME_KEY}') || ''"
         demo.load(None, [name], [name], js=restore, api_visibility="private")
-        loaded = demo.load(on_load, {name}, full + [name, report], js=restore)
+        loaded = demo.load(on_load, {name}, full + [name, report, size], js=restore)
         encode = guarded(encode_event, everything=False, prefetch=True, keep_message=True)
-        loaded.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
+        model_events = [loaded.then(encode, {state, *settings_inputs}, light, concurrency_id="models",
+                                    show_progress="minimal")]  # fmt: skip
 
         def chain(trigger, event_fn, inputs=(), outputs=everything):
             event = listen(trigger, guarded(event_fn), inputs, outputs)
-            event.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
+            model_events.append(event.then(encode, {state, *settings_inputs}, light, concurrency_id="models",
+                                           show_progress="minimal"))  # fmt: skip
 
         chain(next_btn.click, moved(lambda s, d: annotate.go(engine, project, s, "next")))
         chain(prev_btn.click, moved(lambda s, d: annotate.go(engine, project, s, "prev")))
@@ -275,10 +296,12 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
         chain(skip_btn.click, moved(lambda s, d: annotate.mark(engine, project, s, "skipped")))
         select = images.select(on_image_select, {state, name, *settings_inputs}, everything, concurrency_id="models",
                                show_progress="minimal", api_visibility="private")
-        select.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
+        model_events.append(select.then(encode, {state, *settings_inputs}, light, concurrency_id="models",
+                                        show_progress="minimal"))  # fmt: skip
 
-        listen(canvas.prompt, guarded(lambda st, d, r: (annotate.set_prompts(engine, st, d[canvas], settings_of(d), r), {}),
-                                      everything=False), [canvas], light, trigger_mode="always_last")
+        model_events.append(listen(canvas.prompt, guarded(cancellable(
+            lambda st, d, r, flag: (annotate.set_prompts(engine, st, d[canvas], settings_of(d), r, flag), {})),
+            everything=False), [canvas], light, trigger_mode="always_last"))
         # the side as the page shows it when Enter is pressed: a quick S + Enter sends two events
         # that can reach the queue in either order
         listen(commit_btn.click, guarded(lambda st, d, r: _committed(annotate.commit(
@@ -316,8 +339,19 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             changed = listen(trigger, window_event(requested), inputs, window_outputs, trigger_mode="always_last")
             changed.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
         settings_triggers = [model.change, size.change, nsf.input, bmam.input, beta.release]
-        listen(settings_triggers, guarded(encode_event, everything=False, prefetch=True), [], light,
-               trigger_mode="always_last")
+        model_events.append(listen(settings_triggers, guarded(encode_event, everything=False, prefetch=True), [], light,
+                                   trigger_mode="always_last"))  # fmt: skip
+
+        def on_cancel(data: dict) -> dict:
+            st = data[state]
+            running = bool(st is not None and st.holder and engine.cancel(st.holder))
+            return {message: "Encode cancelled: it stops at its next block and nothing of it is kept." if running
+                    else "No encode is running."}  # fmt: skip
+
+        # its own queue, so it runs while an encode holds the models' one; `cancels` drops the
+        # model events still waiting, the flag stops the running one
+        cancel_btn.click(on_cancel, {state}, [message], concurrency_id="cancel", api_visibility="private",
+                         cancels=model_events)  # fmt: skip
         listen(name.change, guarded(lambda st, d, r: (annotate.set_annotator(project, st, d[name]), {}), everything=False),
                [name], light)
         name.change(None, [name], None, js=f"(n) => {{ localStorage.setItem('{NAME_KEY}', n || ''); }}",

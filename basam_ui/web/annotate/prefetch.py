@@ -82,6 +82,8 @@ class Prefetcher:
             model, path, resolution, configs, frame = wanted
             try:
                 with open_source(path, max_pixels=self.engine.max_pixels, frame=frame) as source:
+                    if source.regions:  # a slide: its field is the view at the first click, not known yet
+                        continue
                     image = source.read()
                 for config in configs:
                     with self._cond:  # a click came in: let it have the cores, finish later

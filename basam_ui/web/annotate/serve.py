@@ -22,11 +22,15 @@ def main(args: argparse.Namespace, project) -> int:
         args.cache_dir = str(default_project_cache_dir(project.root) if writable else project.db_path.parent / "cache")
 
     def page(engine: AppEngine) -> Page:
+        from ..common.tiles import TileServer, install_routes
+        from .events import tile_file
         from .page import CSS, build_annotate_app
         from .prefetch import Prefetcher
 
         prefetcher = Prefetcher(engine)
-        return Page(build_annotate_app(engine, project, prefetcher), CSS, closers=[prefetcher.stop])
+        tiles = TileServer(tile_file(project), max_pixels=engine.max_pixels)  # slides and large photos, by image id
+        return Page(build_annotate_app(engine, project, prefetcher), CSS, closers=[prefetcher.stop, tiles.close],
+                    routes=lambda app: install_routes(app, tiles))  # fmt: skip
 
     try:
         return serve(args, page)

@@ -53,6 +53,8 @@ def image_rows(project, state: AnnotateState, limit: int = LIST_LIMIT) -> list[l
             status += " · changed!"
         if image.id in others:
             status += f" · open by {others[image.id] or 'another session'}"
+        if image.pixel_size is not None and image.width is not None:  # its full size and pixel size, when known
+            status += f" · {image.width}×{image.height} at {image.pixel_size[0]:g} µm/px"
         name = (OPEN_MARK if image.id == state.image_id else "") + image.display_name
         rows.append([name, status, image.object_count])
     return rows
@@ -81,34 +83,47 @@ def object_choices(records) -> list[tuple[str, int]]:
 
 
 def objects_layer(state: AnnotateState, records) -> Optional[dict]:
-    """The canvas's `objects` prop: the image's committed objects as one palette PNG at the
-    original size (pixel k + 1 inside object k of the list, 128 + k + 1 on its outline, later
-    objects on top; the palette carries each object's colour and transparency), with the
-    items' classes, colours and boxes; None without an image."""
+    """The canvas's `objects` prop: the image's committed objects as palette PNGs, "pieces",
+    each drawn on its rectangle of the image ({"png", "x", "y", "width", "height"} in level-0
+    pixels): one at the original size for an image's objects, one per field for a slide's
+    (at the field's resolution). Pixel k + 1 is inside object k of the list, 128 + k + 1 on
+    its outline, later objects on top; the palette carries each object's colour and
+    transparency. With the items' classes, colours and level-0 boxes; None without an image."""
+    from ...project import fields as placed
+
     session = state.session
-    if session.canvas_image is None or session.image is None:
+    if session.canvas_image is None or not session.has_image:
         return None
-    h, w = session.image.shape[:2]
+    w, h = session.image_size
     items = [
-        {"id": r.id, "n": k + 1, "label": r.label, "bbox": r.bbox, "selected": r.id == state.selected,
+        {"id": r.id, "n": k + 1, "label": r.label, "bbox": placed.bbox(r), "selected": r.id == state.selected,
          "colour": "#%02x%02x%02x" % OBJECT_COLOURS[k % len(OBJECT_COLOURS)]}
         for k, r in enumerate(records)
     ]
-    png = pack_objects(records, h, w) if records else None
-    return {"url": session.canvas_image["url"], "png": render.data_url(png) if png else None, "items": items}
+    pieces = []
+    for field in [None, *placed.fields_of(records)]:
+        numbered = [(k, r) for k, r in enumerate(records) if r.field == field]
+        rectangle = {"x": 0, "y": 0, "width": w, "height": h} if field is None else {
+            "x": field.x, "y": field.y, "width": field.width, "height": field.height}  # fmt: skip
+        size = (h, w) if field is None else field.size[::-1]
+        png = pack_objects(numbered, *size) if numbered else None
+        if png:
+            pieces.append({"png": render.data_url(png), **rectangle})
+    return {"url": session.canvas_image["url"], "pieces": pieces, "items": items}
 
 
-def pack_objects(records, height: int, width: int) -> Optional[bytes]:
-    """Objects (bottom first) -> an 8-bit palette PNG with transparency (see `objects_layer`);
-    None when no object has the image's size (a changed file)."""
+def pack_objects(numbered, height: int, width: int) -> Optional[bytes]:
+    """Objects (bottom first, each with its number k in the list: its colour) -> an 8-bit
+    palette PNG with transparency (see `objects_layer`); None when no object has this size (a
+    changed file)."""
     import cv2
     from PIL import Image
 
     values = np.zeros((height, width), np.uint8)
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     drawn = False
-    for k, record in enumerate(records[:MAX_DRAWN]):
-        if (record.height, record.width) != (height, width):
+    for k, record in numbered:
+        if k >= MAX_DRAWN or (record.height, record.width) != (height, width):
             continue
         x0, y0, crop = record.cropped_mask()
         inside = np.pad(crop.astype(np.uint8), 1)
@@ -138,15 +153,29 @@ def status_text(project, state: AnnotateState) -> str:
     if state.image_id is None:
         return "No image open."
     image = project.image(state.image_id)
-    if session.image is None:  # missing or unreadable: the name, its status and why
+    if not session.has_image:  # missing or unreadable: the name, its status and why
         return (f"**{literal(image.display_name)}** · {STATUS_LABELS.get(image.status, image.status)}  \n"
                 f"{literal(state.note)}")
-    h, w = session.image.shape[:2]
-    lines = [f"**{literal(image.display_name)}** ({w}×{h}) · {STATUS_LABELS.get(image.status, image.status)} · "
+    w, h = session.image_size
+    about = f" at {image.pixel_size[0]:g} µm/px" if image.pixel_size else ""
+    lines = [f"**{literal(image.display_name)}** ({w}×{h}{about}) · {STATUS_LABELS.get(image.status, image.status)} · "
              f"{image.object_count} object{'s' if image.object_count != 1 else ''}"
              + (f" · Enter replaces object {state.reopened}" if state.reopened else "")]
     if state.note:
         lines.append(literal(state.note))
+    if session.fields is not None:
+        lines.append(field_text(session))
     if session.sam is not None and session.basam is not None:
         lines.append(common.status_text(session))
     return "  \n".join(lines)
+
+
+def field_text(session) -> str:
+    """A slide's field line: where it is and at which resolution the model sees it."""
+    field = session.field
+    if field is None:
+        return "No field yet: click the image to start a field at the current view (or press G)."
+    width, height = field.size
+    finer = "; zoom in and press G for a finer field" if field.downsample > 1 else ""
+    return (f"Field: {field.width}×{field.height} level-0 px at ({field.x}, {field.y}), read at 1:{field.downsample:.3g} "
+            f"({width}×{height} px for the model{finer})")

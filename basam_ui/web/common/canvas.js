@@ -7,8 +7,12 @@
 //   hooks.layers: fn(v) drawn after the image and the masks, under the prompts (the context
 //     is in screen space, CSS px; `imageSpace()` switches to image pixels);
 //   hooks.drawn: fn(v) after each draw (e.g. a status line of the extension's own);
-//   hooks.image: fn(v) -> an image (or canvas) to draw instead of the loaded one, or null
-//     (e.g. a preview of the image under another display window).
+//   hooks.picture: fn(v) -> an image (or canvas) to draw instead of the loaded one, or null
+//     (e.g. a preview of the image under another display window);
+//   hooks.image: fn(v) drawn over the image, in image space, under the masks (tiles.js draws
+//     a tiled image's tiles there, over the display copy);
+//   hooks.commit: fn(next, previous) -> the value to send, before each prompt change is sent
+//     (e.g. fields.js starts a new field for a prompt outside the current one).
 // They may read `st`, `ctx`, `value()`, `toCanvas`, `toImage` and call `draw()`, `setView()`.
 const root = element.querySelector('.bc-root');
 const stage = root.querySelector('.bc-stage');
@@ -21,11 +25,11 @@ const DRAG_MIN_PX = 5, POINT_R = 6, SWIPE_GRAB_PX = 10, MAX_SCALE = 32;
 const st = {
   view: 'basam', scale: 1, tx: 0, ty: 0, fitted: false, key: null, W: 0, H: 0,
   display: null, full: null, fullState: 'none', fullTries: 0,
-  masks: null, layers: new Map(), swipe: 0.5,
+  masks: null, field: null, layers: new Map(), swipe: 0.5,
   drag: null, space: false, hover: false, pending: new Map(), latency: [], drawn: 0, maskTicket: 0,
 };
 
-const hooks = {layers: [], drawn: [], image: []};
+const hooks = {layers: [], drawn: [], picture: [], image: [], commit: []};
 
 const resolve = u => (u.includes(':') || u.startsWith('/')) ? u
   : ((window.gradio_config && window.gradio_config.root) || '.') + '/' + u;
@@ -69,7 +73,7 @@ function loadImage(v) {
   st.key = v.image.url; st.W = v.image.width; st.H = v.image.height;
   if (!keep) { st.display = null; st.fitted = false; }
   st.full = null; st.fullState = 'none'; st.fullTries = 0;
-  st.masks = null; dropLayers(); st.pending.clear();
+  st.masks = null; st.field = null; dropLayers(); st.pending.clear();
   const img = new Image();
   img.onload = () => {
     if (st.key !== v.image.url) return;
@@ -78,7 +82,10 @@ function loadImage(v) {
   img.src = resolve(v.image.url);
   root.dataset.ready = '0'; root.dataset.w = st.W; root.dataset.h = st.H;
 }
-function needsFull() { return st.display && st.scale * dpr() > st.display.naturalWidth / st.W * 1.001; }
+function needsFull() {  // a tiled image has no full-resolution copy: its tiles are drawn instead
+  const v = value();
+  return !!(v && v.image.full) && st.display && st.scale * dpr() > st.display.naturalWidth / st.W * 1.001;
+}
 function loadFull() {
   const v = value();
   if (!v || !v.image.full || st.fullState === 'loading' || st.fullState === 'ready') return;
@@ -152,6 +159,7 @@ function dropLayers() {  // free the decoded layers of the masks being replaced
 async function setMasks(m) {
   // the masks prop last set wins, even when an earlier one finishes decoding after it
   const ticket = ++st.maskTicket;
+  if (m && m.url === st.key) st.field = m.field || null;  // a slide's field, as the server made it
   if (!m || !m.png) {
     st.masks = null; dropLayers(); draw(); st.drawn++; root.dataset.drawn = st.drawn; return;
   }
@@ -192,23 +200,25 @@ function draw() {
   if (!v || !st.display) { statusLine.textContent = ''; return; }
   const full = needsFull();
   if (full) loadFull();
-  const source = hooks.image.map(f => f(v)).find(Boolean) || (full && st.full ? st.full : st.display);
+  const source = hooks.picture.map(f => f(v)).find(Boolean) || (full && st.full ? st.full : st.display);
   ctx.imageSmoothingEnabled = st.scale * d < 1;
   ctx.setTransform(d * st.scale, 0, 0, d * st.scale, d * st.tx, d * st.ty);
   ctx.drawImage(source, 0, 0, st.W, st.H);
+  for (const over of hooks.image) over(v);
+  const [mx, my, mw, mh] = maskRect();
   if (st.masks && ensureLayers(kindsFor(st.view))) {
     const L = st.layers;
     if (st.view === 'diff') {
       ctx.fillStyle = 'rgba(0, 0, 0, 0.6)'; ctx.fillRect(0, 0, st.W, st.H);
-      ctx.drawImage(L.get('diff'), 0, 0, st.W, st.H);
+      ctx.drawImage(L.get('diff'), mx, my, mw, mh);
     } else if (st.view === 'swipe') {
       const split = (cw * st.swipe - st.tx) / st.scale;  // image x of the divider
       for (const [kind, x0, x1] of [['sam', 0, split], ['basam', split, st.W]]) {
         ctx.save(); ctx.beginPath(); ctx.rect(x0, 0, Math.max(0, x1 - x0), st.H); ctx.clip();
-        ctx.drawImage(L.get(kind), 0, 0, st.W, st.H); ctx.restore();
+        ctx.drawImage(L.get(kind), mx, my, mw, mh); ctx.restore();
       }
     } else {
-      ctx.drawImage(L.get(st.view), 0, 0, st.W, st.H);
+      ctx.drawImage(L.get(st.view), mx, my, mw, mh);
     }
   }
   ctx.setTransform(d, 0, 0, d, 0, 0);  // extensions' layers, prompts and the divider: constant screen size
@@ -223,6 +233,10 @@ function draw() {
     + ` · zoom ${(st.scale * d * 100).toPrecision(3)}%${full ? (st.full ? ' (original pixels)' : ' (loading original pixels…)') : ''}`;
   root.querySelectorAll('[data-view]').forEach(b => b.classList.toggle('bc-on', b.dataset.view === st.view));
   for (const after of hooks.drawn) after(v);
+}
+function maskRect() {  // where the masks lie in image pixels: their field (a slide's), else the image
+  const f = st.masks && st.masks.field;
+  return f ? [f.x, f.y, f.width, f.height] : [0, 0, st.W, st.H];
 }
 function imageSpace() { const d = dpr(); ctx.setTransform(d * st.scale, 0, 0, d * st.scale, d * st.tx, d * st.ty); }
 function drawPrompts(v) {
@@ -259,8 +273,10 @@ const toCanvas = (x, y) => ({x: st.tx + x * st.scale, y: st.ty + y * st.scale});
 // -- prompts: the browser owns them; each change is sent with a new revision --------------
 function commit(points, boxes, t0) {
   const v = value();
-  const rev = (v.rev || 0) + 1;
-  props.value = {...v, points, boxes, rev};
+  let next = {...v, points, boxes, rev: (v.rev || 0) + 1};
+  for (const hook of hooks.commit) next = hook(next, v) || next;
+  const rev = next.rev;
+  props.value = next;
   st.pending.set(rev, {t0});
   draw();
   trigger('prompt', {rev});

@@ -7,6 +7,8 @@ Value (a JSON dict, or None when no image is loaded), owned by the browser:
     {
       "image": {"url": str, "full": str, "width": int, "height": int},  # display copy (<= 1600 px),
                                # full-resolution copy (loaded when the zoom needs it); ORIGINAL size
+                               # (a tiled image has "tiles" (tiles.py) instead of "full"; a slide
+                               # also "fields": true, and the value "field_rev", "field_view")
       "points": [{"x": float, "y": float, "label": 1 | 0, "i": int}],  # original px; 1 positive
       "boxes": [{"x0": float, "y0": float, "x1": float, "y1": float, "i": int}],  # x0<x1, y0<y1
       "negative": bool,  # when true a plain click adds a negative point
@@ -24,7 +26,9 @@ masks in the `masks` prop (`gr.update(masks=...)`), so prompts added meanwhile a
     {"url": the image url they belong to, "rev": the value's rev they were made for,
      "png": "data:image/png;base64,..." (2-bit palette PNG at the original size; pixel value
             sam | basam << 1, palette entry v = (85 v, 0, 0)), "width": int, "height": int,
-     "timings": {"start", "end" (epoch ms), "decode_sam_ms", "decode_basam_ms", "prepare_ms"}}
+     "timings": {"start", "end" (epoch ms), "decode_sam_ms", "decode_basam_ms", "prepare_ms"},
+     "field": {"x", "y", "width", "height", "downsample"}}  # a slide's: the masks lie on this
+                                                           # rectangle of the image, at its pixels
 
 The browser-sent value is display data: the server never opens a file it names.
 """
@@ -85,7 +89,7 @@ def PromptCanvas(
         value=value,
         html_template=HTML_TEMPLATE.replace("{empty}", html.escape(empty)),
         css_template=(HERE / "canvas.css").read_text(),
-        js_on_load="\n".join(Path(script).read_text() for script in (HERE / "canvas.js", *extensions)),
+        js_on_load="\n".join(Path(script).read_text() for script in (HERE / "canvas.js", HERE / "tiles.js", *extensions)),
         apply_default_css=False,
         masks=None,
         **kwargs,

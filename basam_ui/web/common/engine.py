@@ -12,16 +12,17 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 
 from ...basam.config import BASAMConfig
 from ...prompts import Prompts
 from ...vocabulary import (
-    DEFAULT_CACHE_GB, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_PRECISION, DEFAULT_SIZE, MIN_SIZE, NATIVE, SIZES,
-    gb_to_bytes,
+    DEFAULT_CACHE_GB, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_PRECISION, DEFAULT_SIZE, FIELD_SIZE_GPU, MIN_SIZE,
+    NATIVE, SIZES, gb_to_bytes,
 )  # fmt: skip
 from .gpu_work import GPUDecorator, GpuWork, decode_side
 from .session import AppError, Progress, Session, SideResult, no_progress
@@ -76,6 +77,7 @@ class AppEngine:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._segmenters: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._encodes: dict[str, threading.Event] = {}  # a session's running encode: its cancel flag
         self.gpu_work = GpuWork(self._worker_segmenter, self.device, gpu) if gpu else None
 
     @property
@@ -89,6 +91,36 @@ class AppEngine:
     @property
     def default_size(self) -> str:
         return str(DEFAULT_SIZE) if DEFAULT_SIZE <= self.max_size else NATIVE
+
+    @property
+    def default_field_size(self) -> str:
+        """The S a slide's fields start with: DEFAULT_SIZE on a CPU (a 4096 field encodes for
+        minutes there), FIELD_SIZE_GPU on a GPU (within --max-size)."""
+        if self.device.startswith("cuda") and FIELD_SIZE_GPU <= self.max_size:
+            return str(FIELD_SIZE_GPU)
+        return self.default_size
+
+    @contextmanager
+    def encoding(self, holder: str) -> Iterator[threading.Event]:
+        """The cancel flag of `holder`'s encode while it runs (`cancel(holder)` sets it)."""
+        flag = threading.Event()
+        with self._lock:
+            self._encodes[holder] = flag
+        try:
+            yield flag
+        finally:
+            with self._lock:
+                if self._encodes.get(holder) is flag:
+                    del self._encodes[holder]
+
+    def cancel(self, holder: str) -> bool:
+        """Stop `holder`'s running encode at its next block; False when none runs."""
+        with self._lock:
+            flag = self._encodes.get(holder)
+        if flag is None:
+            return False
+        flag.set()
+        return True
 
     def segmenter(self, model_type: str, progress: Progress = no_progress):
         """The Segmenter for `model_type`, loading the model on first use."""
@@ -105,10 +137,13 @@ class AppEngine:
         from ...models import CheckpointError
         from ...segmenter import Segmenter
 
+        from ...encode_watch import install
+
         try:
             sam = self.loaders[model_type]()
         except CheckpointError as exc:
             raise AppError(str(exc)) from None
+        install(sam)  # progress and cancel, block by block (encode_watch)
         return Segmenter(sam, cache=self.cache, max_native_size=self.max_size, precision=self.precision)
 
     def _worker_segmenter(self, model_type: str):
@@ -124,18 +159,22 @@ class AppEngine:
 
     def embed(
         self, model_type: str, image: np.ndarray, resolution: int | str, config: BASAMConfig,
-        progress: Progress = no_progress,
+        progress: Progress = no_progress, *, content_key: Optional[str] = None,
+        original_size: Optional[tuple[int, int]] = None,
     ):
         """The embedding of `image` at `resolution` ("native" or an S) with `config`, from the
         shared cache or encoded once (in the GPU worker under ZeroGPU, then cached here on the
         CPU): a segmenter.ImageEmbedding. Every caller goes through here (pages, API,
-        prefetch). Raises AppError (out of memory: with a smaller size to try)."""
+        prefetch). `content_key` / `original_size`: a slide field's (`Segmenter.embed`: then
+        `image` may be a function reading it). Raises AppError (out of memory: with a smaller
+        size to try)."""
         from ...segmenter import EncoderOutOfMemory
 
         segmenter = self.segmenter(model_type, progress)
         encoder = self.gpu_work.encoder(model_type) if self.gpu_work else None
         try:
-            return segmenter.embed(image, resolution, config, encoder=encoder)
+            return segmenter.embed(image, resolution, config, encoder=encoder, content_key=content_key,
+                                   original_size=original_size)  # fmt: skip
         except EncoderOutOfMemory as exc:
             raise AppError(str(exc)) from None
 
@@ -153,11 +192,14 @@ class AppEngine:
         prompts: Prompts,
         multimask: bool,
         gt: Optional[np.ndarray],
+        *,
+        content_key: Optional[str] = None,
+        original_size: Optional[tuple[int, int]] = None,
     ) -> SideResult:
         """One side of an event for `segmenter` (one of this engine's): its embedding (`embed`)
         and, when there are prompts, its masks. Raises AppError."""
         model_type = next(name for name, found in list(self._segmenters.items()) if found is segmenter)
-        emb = self.embed(model_type, image, resolution, config)
+        emb = self.embed(model_type, image, resolution, config, content_key=content_key, original_size=original_size)
         if prompts.empty:
             return SideResult(emb.config, emb.size, emb.encode_seconds, emb.source, precision=emb.precision)
         if self.gpu_work:

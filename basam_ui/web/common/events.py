@@ -25,16 +25,24 @@ import numpy as np
 from ...basam.config import BASAMConfig
 from ...prompts import PromptError, Prompts
 from ...vocabulary import SIDE_LABELS, SIDES
-from . import render, windows
+from . import fields, render, windows
 from .text import literal
 from .engine import AppEngine
 from .session import DISPLAY_MAX_SIDE, AppError, Progress, Session, SideResult, Settings, no_progress, parse_size
 
-def compute(engine: AppEngine, session: Session, settings: Settings, progress: Progress = no_progress) -> Session:
-    """Both sides for the session's image, prompts and ground truth under `settings`: the
-    handler after an upload and for every settings change. Embeddings come from the cache
-    when they are there; masks are decoded when there are prompts."""
-    if session.image is None:
+def compute(
+    engine: AppEngine, session: Session, settings: Settings, progress: Progress = no_progress,
+    cancel: Optional[threading.Event] = None,
+) -> Session:
+    """Both sides for the session's image (a slide's field), prompts and ground truth under
+    `settings`: the handler after an upload and for every settings change. Embeddings come
+    from the cache when they are there; masks are decoded when there are prompts. An encode
+    reports its progress block by block and stops at the next block once `cancel` is set
+    (raising AppError)."""
+    from ...encode_watch import EncodeCancelled, EncodeWatch, watching
+
+    session = fields.place(session, None, settings, engine.max_size)
+    if not session.has_image or (session.fields is not None and session.field is None):
         return replace(session, settings=settings)
     segmenter = engine.segmenter(settings.model, progress)
     resolution = parse_size(settings.size, engine.max_size)
@@ -47,8 +55,12 @@ def compute(engine: AppEngine, session: Session, settings: Settings, progress: P
         for _, config, previous in sides
     ]
 
+    image, content_key, original_size = fields.model_input(session)
+    prompts = fields.field_prompts(session.prompts, session.field)
+
     def run(config: BASAMConfig) -> SideResult:
-        return engine.run_side(segmenter, session.image, resolution, config, session.prompts, settings.multimask, session.gt)
+        return engine.run_side(segmenter, image, resolution, config, prompts, settings.multimask, session.gt,
+                               content_key=content_key, original_size=original_size)  # fmt: skip
 
     if all(cached):  # a prompt: decode both sides at once, each on its own thread
         progress(0.5, "decoding…")
@@ -57,8 +69,14 @@ def compute(engine: AppEngine, session: Session, settings: Settings, progress: P
     else:  # one encoding at a time: two would only split the same cores and memory
         results = []
         for fraction, (name, config, _), hit in zip((0.1, 0.55), sides, cached):
-            progress(fraction, f"{'decoding' if hit else 'encoding'} {name}…")
-            results.append(run(config))
+            text = f"{'decoding' if hit else 'encoding'} {name}…"
+            progress(fraction, text)
+            watch = EncodeWatch(lambda done, f=fraction, t=text: progress(f + 0.45 * done, t), cancel)
+            try:
+                with watching(watch):
+                    results.append(run(config))
+            except EncodeCancelled:
+                raise AppError("encode cancelled: nothing was kept; click again (or change the view) to start over") from None
     return replace(session, settings=settings, **dict(zip(SIDES, results)))
 
 
@@ -88,13 +106,15 @@ def read_image(engine: AppEngine, path: str) -> np.ndarray:
 
 def upload_image(
     engine: AppEngine, path: Optional[str], *, api: bool = False, frame: int = 0, window: Optional[str] = None,
-    keep_view: bool = False,
+    keep_view: bool = False, tiles_url: Optional[str] = None,
 ) -> Session:
     """Upload: a new session (no prompts, ground truth or results) for the file at `path` (the
     server-side upload): the image at full resolution (frame `frame` of a multi-frame file,
     under display window `window`, a key; None: the file's default) and, unless `api`, its
     display copy for the canvas (`keep_view`: the canvas keeps its zoom, for a new window of the
-    same image). `compute` then encodes it. A bad file raises AppError (the old session stays)."""
+    same image). With `tiles_url`, an image over fields.PHOTO_TILE_PIXELS is shown in tiles
+    (served there) instead of a full-resolution copy. `compute` then encodes it. A bad file
+    raises AppError (the old session stays)."""
     if not path:
         return Session()
     shown = Path(path).name
@@ -105,14 +125,17 @@ def upload_image(
     folder = engine.new_folder()
     copy = render.save_jpeg(display, folder / "display.jpg")
     full = folder / "full.png"
-    if display.shape == image.shape:
-        full = copy  # the display copy is the image itself: nothing more to load
+    height, width = image.shape[:2]
+    canvas_image: dict = {"url": f"gradio_api/file={copy}", "width": int(width), "height": int(height)}
+    if tiles_url is not None and fields.tiled(width, height, False):
+        from .tiles import tiles_value
+
+        canvas_image["tiles"] = tiles_value((width, height), tiles_url)
+    elif display.shape == image.shape:
+        canvas_image["full"] = f"gradio_api/file={copy}"  # the display copy is the image itself
     else:  # written in the background: the browser asks for it only when zoomed in
         threading.Thread(target=_write_full_copy, args=(image, full), name="full-copy", daemon=True).start()
-    canvas_image = {
-        "url": f"gradio_api/file={copy}", "full": f"gradio_api/file={full}",
-        "width": int(image.shape[1]), "height": int(image.shape[0]),
-    }
+        canvas_image["full"] = f"gradio_api/file={full}"
     session = Session(
         folder=folder, image=image, image_path=str(path), image_name=shown, display=display, canvas_image=canvas_image,
         **item,
@@ -138,16 +161,18 @@ def _with_name(message: str, path: str, name: str) -> str:
 
 def set_prompts(
     engine: AppEngine, session: Session, canvas: Optional[Mapping[str, Any]], settings: Settings,
-    progress: Progress = no_progress,
+    progress: Progress = no_progress, cancel: Optional[threading.Event] = None,
 ) -> Session:
-    """A prompt was added on the canvas (or undone, or cleared): decode both sides again.
-    The session keeps the value's "rev", which the masks sent back carry."""
-    if session.image is None or not canvas or not _same_image(session, canvas):
+    """A prompt was added on the canvas (or undone, or cleared): decode both sides again (a
+    slide: in the field the value asks for, `fields.place`). The session keeps the value's
+    "rev", which the masks sent back carry."""
+    if not session.has_image or not canvas or not _same_image(session, canvas):
         return session  # an event from before the current upload
     prompts = canvas_prompts(canvas)
     rev = canvas.get("rev")
     rev = rev if isinstance(rev, int) and not isinstance(rev, bool) else 0
-    return compute(engine, replace(session, prompts=prompts, rev=rev), settings, progress)
+    session = fields.place(replace(session, prompts=prompts, rev=rev), canvas, settings, engine.max_size)
+    return compute(engine, session, settings, progress, cancel)
 
 
 def canvas_prompts(canvas: Optional[Mapping[str, Any]]) -> Prompts:
@@ -195,6 +220,8 @@ def masks_for_canvas(session: Session) -> Optional[dict]:
     if session.canvas_image is None:
         return None
     shown = {"url": session.canvas_image["url"], "rev": session.rev, "png": None}
+    if session.field is not None:  # a slide's masks lie on their field
+        shown["field"] = fields.field_rectangle(session.field)
     sam, basam = session.sam, session.basam
     if sam is None or basam is None or sam.mask is None or basam.mask is None:
         return shown
@@ -231,8 +258,8 @@ def _side_line(name: str, result: SideResult) -> str:
 def status_text(session: Session) -> str:
     """IoU between the masks, per-side timings and cache use, ground-truth metrics."""
     if session.sam is None or session.basam is None:
-        return f"{literal(session.image_name)}: {session.image.shape[1]}x{session.image.shape[0]}" if session.image is not None else ""
-    h, w = session.image.shape[:2]
+        return f"{literal(session.image_name)}: {session.image_size[0]}x{session.image_size[1]}" if session.has_image else ""
+    w, h = session.image_size
     lines = []
     iou = mask_iou(session)
     if iou is None:

@@ -27,12 +27,14 @@ MAX_FILE_SIZE = "500mb"
 @dataclass
 class Page:
     """A built page: its Blocks, its CSS, the folders besides the work folder it serves files
-    from, and what to close when the server stops (e.g. the annotate page's prefetcher)."""
+    from, what to close when the server stops (e.g. the annotate page's prefetcher), and
+    `routes(app)`, which adds the page's own routes (tiles) to the running app."""
 
     demo: "gr.Blocks"
     css: str
     allowed_paths: Sequence[str] = ()
     closers: Sequence[Callable[[], None]] = field(default_factory=list)
+    routes: Optional[Callable[[Any], None]] = None
 
 
 def launch_options(engine: AppEngine, logins: Sequence[Login] = (), css: str = "",
@@ -105,7 +107,11 @@ def serve(args: argparse.Namespace, make_page: Callable[[AppEngine], Page]) -> i
     try:
         page = make_page(engine)
         page.demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                         prevent_thread_lock=page.routes is not None,
                          **launch_options(engine, logins, page.css, page.allowed_paths))  # fmt: skip
+        if page.routes is not None:  # Gradio's app exists once launched: add them, then serve
+            page.routes(page.demo.app)
+            page.demo.block_thread()
     finally:
         for close in page.closers if page is not None else ():
             close()

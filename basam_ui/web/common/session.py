@@ -15,6 +15,7 @@ import numpy as np
 
 from ...basam.config import BASAMConfig
 from ...prompts import PromptError, Prompts
+from ...sources.fields import Field
 from ...vocabulary import DEFAULT_BETA, DEFAULT_SIZE, Resolution, parse_resolution, side_key
 
 DISPLAY_MAX_SIDE = 1600  # long side of the canvas's display copy
@@ -136,6 +137,17 @@ class SideResult:
         return None if self.masks is None else self.masks[self.choice]
 
 
+@dataclass(frozen=True)
+class FieldItem:
+    """An item annotated in fields (one read by region: a slide): its file on the server, its
+    identity (the source's fingerprint), level-0 (width, height) and microns per pixel."""
+
+    path: str
+    fingerprint: str
+    size: tuple[int, int]
+    pixel_size: Optional[tuple[float, float]] = None
+
+
 @dataclass(frozen=True, eq=False)
 class Session:
     """One browser session's state (kept in gr.State; nothing in it is shared).
@@ -165,6 +177,23 @@ class Session:
     windows: tuple = ()
     window: Optional[dict] = None
     facts: Optional[dict] = None
+    # a slide: no `image`; the model encodes `field` (fields.py), made from the view the
+    # browser sent with its field request number `field_rev`
+    fields: Optional[FieldItem] = None
+    field: Optional[Field] = None
+    field_rev: int = 0
+
+    @property
+    def has_image(self) -> bool:
+        """Whether an item is open (a decoded image, or a slide)."""
+        return self.image is not None or self.fields is not None
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the open item at full resolution (a slide's level 0)."""
+        if self.fields is not None:
+            return self.fields.size
+        return (int(self.image.shape[1]), int(self.image.shape[0]))
 
     def side(self, name: str) -> Optional[SideResult]:
         """The result of a side, by key or label ("sam"/"SAM", "basam"/"BA-SAM")."""

@@ -23,7 +23,7 @@ function winStatus() {
 const fmt = x => Number(x).toPrecision(6).replace(/\.?0+$/, '');
 const round4 = x => Number(Number(x).toPrecision(4));
 hooks.drawn.push(winStatus);
-hooks.image.push(() => (win.preview && win.previewFor === st.display) ? win.preview : null);
+hooks.picture.push(() => (win.preview && win.previewFor === st.display) ? win.preview : null);
 
 function winKey(ev, down) {
   if (!root.isConnected) return;
