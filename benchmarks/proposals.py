@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", action="store_true", help="also measure the decoder's peak memory per batch")
     parser.add_argument("--memory-batches", nargs="+", type=int, default=[1, 4, 16])
     parser.add_argument("--skip-single", action="store_true", help="skip the one-point-at-a-time run")
+    parser.add_argument("--decoder-only", action="store_true",
+                        help="only the decoder's time per point by batch size and its memory (no pycocotools needed)")
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
@@ -181,11 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         embedding = segmenter.embed(image, size, BASAMConfig())
         row: dict = {"encode_s": round(time.perf_counter() - started, 2)}
-        row["adaptive"] = run_proposals(embedding, segmenter, defaults, batch_seconds=0.1)
-        if not args.skip_single:
-            row["one_at_a_time"] = run_proposals(embedding, segmenter, defaults, batch_seconds=None, points_per_batch=1)
-        row["filters_off_8x8"] = run_proposals(embedding, segmenter, loose, batch_seconds=0.1)
-        grid = np.stack(np.meshgrid(np.linspace(0, 1, 8), np.linspace(0, 1, 8)), -1).reshape(-1, 2)
+        if not args.decoder_only:
+            row["adaptive"] = run_proposals(embedding, segmenter, defaults, batch_seconds=0.1)
+            if not args.skip_single:
+                row["one_at_a_time"] = run_proposals(embedding, segmenter, defaults, batch_seconds=None, points_per_batch=1)
+            row["filters_off_8x8"] = run_proposals(embedding, segmenter, loose, batch_seconds=0.1)
+        side = 16 if args.decoder_only else 8
+        grid = np.stack(np.meshgrid(np.linspace(0, 1, side), np.linspace(0, 1, side)), -1).reshape(-1, 2)
         points = grid * (np.array(embedding.original_size[::-1]) - 1)
         row["decoder_ms_per_point_by_batch"] = fixed_batches(embedding, segmenter, args.batches, points)
         figures["sizes"][size] = row
