@@ -290,6 +290,28 @@ def test_batched_decoding_equals_one_point_at_a_time(segmenter):
     assert (stock_logits - batched_logits).abs().max().item() <= 1e-5 * spread
 
 
+def test_batched_prompt_sets_with_boxes_and_mask_inputs(segmenter):
+    """decode_masks takes B prompt sets of every kind: each set's logits are the ones it gets alone."""
+    from basam_ui.decoder import decode_masks
+
+    sam = segmenter.sam
+    generator = torch.Generator().manual_seed(5)
+    embedding = torch.randn(1, 256, 24, 24, generator=generator)
+    points = torch.rand(3, 2, 2, generator=generator) * 384
+    labels = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    boxes = torch.tensor([[10.0, 20.0, 200.0, 300.0], [50.0, 5.0, 380.0, 100.0], [0.0, 0.0, 383.0, 383.0]])
+    mask_input = torch.randn(3, 1, 96, 96, generator=generator)
+    with torch.inference_mode():
+        for lean in (True, False):
+            batched, batched_iou = decode_masks(sam, embedding, points, labels, boxes, mask_input, True, lean=lean)
+            spread = batched.abs().max().item()
+            for i in range(3):
+                alone, iou = decode_masks(sam, embedding, points[i : i + 1], labels[i : i + 1], boxes[i : i + 1],
+                                          mask_input[i : i + 1], True, lean=lean)  # fmt: skip
+                assert (alone[0] - batched[i]).abs().max().item() <= 1e-5 * spread
+                assert torch.allclose(iou[0], batched_iou[i], atol=1e-5)
+
+
 def test_a_real_run_in_batches_equals_one_point_at_a_time(segmenter):
     """End to end on vit_t (random weights, filters off so candidates survive): the same
     proposals whether points go one by one or 16 at a time."""
