@@ -123,9 +123,19 @@ def memory_child(size: int, batch: int, device: str) -> int:
     small = ImageEmbedding(EmbeddingKey("warm", "vit_t:random-0", 256, BASAMConfig(), "fp32"),
                            torch.randn(1, 256, 16, 16), (256, 256), (256, 256), 0.0, "computed")
     decode(small, points[:1] % 255)  # first-call allocations, on a small grid so the peak below is the batch's own
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = peak_rss()
     decode(embedding, points)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    return peak_rss() - before
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes: VmHWM, which (unlike ru_maxrss, kept
+    across exec on Linux, so a child started by a large parent inherits its figure) is this
+    process image's own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def memory_table(sizes: list[int], batches: list[int], device: str) -> list[dict]:

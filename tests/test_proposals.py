@@ -19,6 +19,7 @@ from basam_ui.basam.encoder import resized_size
 from basam_ui.cache import EmbeddingKey
 from basam_ui.decoder import logits_to_image, masks_from_logits
 from basam_ui.proposals import (
+    DECODER_BYTES_PER_TOKEN,
     MaskWindow,
     ProposalRun,
     ProposalsCancelled,
@@ -364,7 +365,7 @@ def test_batches_adapt_to_the_time_per_step_within_the_memory_cap():
     assert decoder.calls[0] == 1 and max(decoder.calls) >= 4  # grows from one point ...
     assert max(decoder.calls) <= 13  # ... to about 0.05 s of points, not beyond
     capped = SlowDecoder(DISCS)
-    memory = 3 * 12 * 1024 * (512 // 16) ** 2  # three points' worth at S = 512
+    memory = 3 * DECODER_BYTES_PER_TOKEN * (512 // 16) ** 2  # three points' worth at S = 512
     assert max_points_per_batch(512, memory) == 3
     propose(embedding, capped, ProposalSettings(points_per_side=10), batch_seconds=0.05, memory_bytes=memory)
     assert max(capped.calls) == 3

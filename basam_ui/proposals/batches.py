@@ -10,9 +10,12 @@ import torch
 
 from ..segmenter import ImageEmbedding
 
-# Peak memory the lean decoder adds per point and per image token (S/16)^2, multimask: measured
-# with benchmarks/proposals.py --memory (CPU RSS and CUDA peak allocation, S = 1024 and 2048).
-DECODER_BYTES_PER_TOKEN = 12 * 1024
+# Peak memory the lean decoder adds per point and per image token (S/16)^2, multimask, fp32:
+# benchmarks/proposals.py --memory (peak RSS of a fresh process) measured 11.5-12.0, 9.1-9.3, 6.2-6.4 KiB
+# for batches of 1, 4 and 16 points at S = 1024, and 11.0, 6.9 and 6.2 KiB at S = 2048 (the
+# image side's copies per point dominate; one point's figure holds the grid's positional
+# encoding too). 13 KiB bounds them all: S = 1024 costs up to 52 MiB a point, S = 2048 208 MiB.
+DECODER_BYTES_PER_TOKEN = 13 * 1024
 PointDecoder = Callable[[ImageEmbedding, np.ndarray], tuple[torch.Tensor, torch.Tensor]]
 
 
