@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from bad_files import HTML_NAME, NON_UTF8_NAME, READABLE, UNREADABLE, make_bad_folder, photo
 from PIL import Image
-from project_util import blob, make_images, provenance
+from project_util import blob, insert_schema1_object, make_images, older_database, provenance
 
 from basam_ui.project import Project, ProjectError
 from basam_ui.project import migrations
@@ -115,17 +115,14 @@ def test_the_export_lists_unreadable_images_and_keeps_going(bad, tmp_path):
 
 def test_a_version_1_database_is_upgraded_with_its_objects_intact(tmp_path):
     root = make_images(tmp_path / "p")
-    with Project.open(root) as project:
-        image, _ = project.open_image(project.images()[0].id)
-        kept = project.commit_object(image.id, blob(48, 64, 3), "object", provenance())
-        db = project.db_path
-    with sqlite3.connect(db) as conn:  # back to schema 1, as an older basam-ui left it
-        conn.execute("ALTER TABLE images DROP COLUMN unreadable")
-        conn.execute("PRAGMA user_version=1")
+    db = older_database(root, 1)  # schema 1, as an older basam-ui left it
+    mask, made = blob(48, 64, 3), provenance()
+    kept = insert_schema1_object(db, "a/first.png", mask, made)
     with Project.open(root) as project:
         assert migrations.version(project._conn) == migrations.SCHEMA_VERSION >= 2
+        image = project.image_by_path("a/first.png")
         [again] = project.objects(image.id)
-        assert again.id == kept.id and np.array_equal(again.mask(), kept.mask()) and again.provenance == kept.provenance
+        assert again.id == kept and np.array_equal(again.mask(), mask) and again.provenance == made
         assert project.image(image.id).unreadable is None
 
 

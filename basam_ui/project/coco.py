@@ -53,7 +53,8 @@ def coco_dataset(
                     "area": obj.area,
                     "bbox": obj.bbox,
                     "iscrowd": 0,
-                    "attributes": {**obj.provenance.as_dict(), "layer": obj.layer, "created_at": obj.created_at},
+                    "attributes": {**obj.provenance.as_dict(), **obj.review_dict(), "layer": obj.layer,
+                                   "created_at": obj.created_at},
                 }
             )
     return {

@@ -12,7 +12,12 @@ when images are missing (their objects are exported all the same), their file ch
 annotation, or it cannot be read. With `copy_images`, COCO and PNG exports copy the images into
 OUT/images/ too (COCO under their `file_name`).
 <image path> is the image's path under the project folder with its extension replaced.
-Done images by default; with `all_images`, also every image that has objects.
+Done (and reviewed) images by default; with `all_images`, also every image that has objects;
+with `reviewed_only`, only the reviewed ones. Objects a reviewer rejected are left out unless
+`include_rejected`; of an image annotated twice, the copy marked done first goes out
+(`ReviewStore.objects_to_export`). `include_proposals` adds the pending proposals of each
+image (`proposal_export.with_proposals`), under a class "proposal", marked
+`attributes.source = "proposal"`.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Optional, Union
 
-from ..vocabulary import DATASET_FORMATS
+from ..vocabulary import DATASET_FORMATS, FINISHED_STATUSES
 from .coco import coco_dataset
 from .files import inspect_file
 from .labelmap import label_maps, write_png
@@ -63,6 +68,9 @@ def export_project(
     copy_images: bool = False,
     val_fraction: Optional[float] = None,
     seed: int = 0,
+    include_rejected: bool = False,
+    include_proposals: bool = False,
+    reviewed_only: bool = False,
 ) -> ExportResult:
     """Write the project's dataset into a folder; see the module doc for the files.
 
@@ -75,6 +83,9 @@ def export_project(
       copy_images: copy the images into OUT/images/ (YOLO links to them by default).
       val_fraction: YOLO: that share of the images goes to `val` (None: val = train).
       seed: the YOLO split's seed.
+      include_rejected: also the objects a reviewer rejected.
+      include_proposals: also each image's pending proposals (class "proposal").
+      reviewed_only: only the reviewed images.
 
     Returns:
       What was written: counts, missing / changed / unreadable images, the report's figures.
@@ -86,11 +97,15 @@ def export_project(
     (out / EXPORT_MARKER).touch()  # an export inside the project folder is not scanned as images
     labels = project.labels()
     result = ExportResult(out=out, format=fmt)
-    by_image: dict[int, list] = {}
-    for obj in project.all_objects():
-        by_image.setdefault(obj.image_id, []).append(obj)
+    by_image = project.objects_to_export(include_rejected)
     images = project.images()
-    chosen = [im for im in images if im.status == "done" or (all_images and im.id in by_image)]
+    statuses = ("reviewed",) if reviewed_only else FINISHED_STATUSES
+    chosen = [im for im in images if im.status in statuses or (all_images and not reviewed_only and im.id in by_image)]
+    added: set[int] = set()  # the ids given to the proposals added (no object has them)
+    if include_proposals:
+        from .proposal_export import with_proposals
+
+        by_image, labels, added = with_proposals(project, chosen, by_image, labels)
     entries = []
     for image in chosen:
         flags = _check_file(project, image, result)
@@ -111,7 +126,10 @@ def export_project(
     result.unreadable += [f"{im.path}: {im.unreadable}" for im in images if im.unreadable and im.path not in known]
     exported = [obj for _, objects, _ in entries for obj in objects]
     result.images, result.objects = len(entries), len(exported)
-    result.figures = report_figures(exported, labels, project.progress())
+    from .team_report import team_figures
+
+    made = [obj for obj in exported if obj.id not in added]
+    result.figures = {**report_figures(made, labels, project.progress()), "team": team_figures(project, made)}
     warnings = []
     for kind, paths, what in (
         ("missing", result.missing, "image files missing (their objects are exported)"),

@@ -11,7 +11,7 @@ from .objects import LIVE
 
 IMAGE_COLUMNS = (
     "i.id, i.path, i.width, i.height, i.sha256, i.current_sha256, i.missing, i.status, i.status_by, i.status_at, "
-    f"(SELECT count(*) FROM objects o WHERE o.image_id = i.id AND {LIVE}), i.unreadable"
+    f"(SELECT count(*) FROM objects o WHERE o.image_id = i.id AND {LIVE}), i.unreadable, i.copies"
 )
 
 
@@ -39,7 +39,8 @@ def display_path(path: str) -> str:
 @dataclass(frozen=True)
 class ImageRecord:
     """One image of the project. `changed`: its file's hash differs from the annotated one;
-    `unreadable`: why its file could not be read when it was last opened (None: it could)."""
+    `unreadable`: why its file could not be read when it was last opened (None: it could);
+    `copies`: 2 for an image two annotators annotate independently (`--overlap`), else 1."""
 
     id: int
     path: str
@@ -53,6 +54,7 @@ class ImageRecord:
     status_at: Optional[float]
     object_count: int
     unreadable: Optional[str] = None
+    copies: int = 1
 
     @property
     def changed(self) -> bool:
@@ -72,12 +74,14 @@ class Progress:
     changed: int
     objects: int
     unreadable: int = 0
+    reviewed: int = 0
+    needs_work: int = 0
 
 
 def image_from_row(row: tuple) -> ImageRecord:
-    (iid, path, width, height, sha, current, missing, status, status_by, status_at, count, unreadable) = row
+    (iid, path, width, height, sha, current, missing, status, status_by, status_at, count, unreadable, copies) = row
     return ImageRecord(iid, path_from_db(path), width, height, sha, current, bool(missing), status, status_by,
-                       status_at, int(count), unreadable)  # fmt: skip
+                       status_at, int(count), unreadable, int(copies))  # fmt: skip
 
 
 def image_by_id(conn: sqlite3.Connection, image_id: int) -> ImageRecord:

@@ -31,15 +31,16 @@ def report_figures(
         p = obj.provenance
         per_class[obj.label] = per_class.get(obj.label, 0) + 1
         per_annotator[p.annotator] = per_annotator.get(p.annotator, 0) + 1
-        sides[p.side] += 1
-        by_size.setdefault(p.input_size, dict.fromkeys(SIDES, 0))[p.side] += 1
+        if p.side is not None:  # imported objects were made by no model
+            sides[p.side] += 1
+            by_size.setdefault(p.input_size, dict.fromkeys(SIDES, 0))[p.side] += 1
     ious = [o.provenance.iou_sam_basam for o in objects if o.provenance.iou_sam_basam is not None]
     seconds = [o.provenance.seconds for o in objects if o.provenance.seconds is not None]
     return {
         "objects": n,
         "per_class": per_class,
         "per_annotator": dict(sorted(per_annotator.items())),
-        "committed": {**sides, "basam_share": sides["basam"] / n if n else None},
+        "committed": {**sides, "basam_share": sides["basam"] / sum(sides.values()) if sum(sides.values()) else None},
         "by_size": dict(sorted(by_size.items())),
         "mean_iou_sam_basam": statistics.fmean(ious) if ious else None,
         "iou_count": len(ious),
@@ -56,8 +57,12 @@ def report_figures(
 
 
 def project_figures(project: Project) -> dict:
-    """`report_figures` of every live object of the project, with its progress (the page's panel)."""
-    return report_figures(project.all_objects(), project.labels(), project.progress())
+    """`report_figures` of every live object of the project, with its progress and the team's
+    figures (`team_report`: review, proposals, agreement, time by source) (the page's panel)."""
+    from .team_report import team_figures
+
+    objects = project.all_objects()
+    return {**report_figures(objects, project.labels(), project.progress()), "team": team_figures(project, objects)}
 
 
 def report_markdown(figures: dict, title: str = "Annotation report", warnings: Sequence[str] = ()) -> str:
@@ -69,7 +74,8 @@ def report_markdown(figures: dict, title: str = "Annotation report", warnings: S
         im = figures["images"]
         lines += [
             f"Images: {im['done']} done of {im['total']} ({im['in_progress']} in progress, {im['todo']} to do, "
-            f"{im['skipped']} skipped; {im['missing']} missing, {im['changed']} changed).",
+            f"{im['skipped']} skipped; {im['missing']} missing, {im['changed']} changed)"
+            + (f"; {im.get('reviewed', 0)} reviewed, {im.get('needs_work', 0)} need work." if "reviewed" in im else "."),
             "",
         ]
     c = figures["committed"]
@@ -103,6 +109,10 @@ def report_markdown(figures: dict, title: str = "Annotation report", warnings: S
         lines += ["| annotator | objects |", "|---|---:|"]
         lines += [f"| {name or '(unnamed)'} | {count} |" for name, count in figures["per_annotator"].items()]
         lines.append("")
+    if "team" in figures:
+        from .team_report import team_markdown
+
+        lines.append(team_markdown(figures["team"]))
     return "\n".join(lines)
 
 
