@@ -25,11 +25,13 @@ from .batches import DECODER_BYTES_PER_TOKEN, PointDecoder, decoder_memory_budge
 from .mask_window import MaskWindow, mask_window, window_rle
 from .run import ProposalRun, ProposalsCancelled, propose
 from .seeds import prompts_from_mask
-from .settings import ALGORITHM_VERSION, Proposal, ProposalSet, ProposalSettings, RunProgress, settings_key, settings_record
+from .settings import (
+    ALGORITHM_VERSION, Proposal, ProposalSet, ProposalSettings, RunProgress, record_for, settings_key, settings_record,
+)  # fmt: skip
 
 __all__ = [
     "ALGORITHM_VERSION", "DECODER_BYTES_PER_TOKEN", "MaskWindow", "PointDecoder", "Proposal", "ProposalRun",
     "ProposalSet", "ProposalSettings", "ProposalsCancelled", "RunProgress", "decoder_memory_budget",
-    "mask_window", "max_points_per_batch", "prompts_from_mask", "propose", "segmenter_decoder", "settings_key",
+    "mask_window", "max_points_per_batch", "prompts_from_mask", "propose", "record_for", "segmenter_decoder", "settings_key",
     "settings_record", "window_rle",
 ]  # fmt: skip

@@ -64,15 +64,21 @@ def settings_record(embedding: ImageEmbedding, settings: ProposalSettings) -> di
     """What made a set of proposals, JSON-ready: the model, S, setting and precision of the
     embedding, every `ProposalSettings` field and the algorithm version (not the image: the
     caller keys proposals by image as well)."""
-    config = embedding.config
+    return record_for(embedding.key.model, embedding.size, embedding.config, embedding.precision, settings)
+
+
+def record_for(model: str, size: int, config, precision: str, settings: ProposalSettings) -> dict:
+    """`settings_record` before anything is embedded: from the model's identity
+    (`ModelInfo.identity`), S, the BA-SAM setting and the encoder's precision (a stored set can
+    then be looked up, or skipped, without encoding the image)."""
     return {
         "algorithm": ALGORITHM_VERSION,
-        "model": embedding.key.model,
-        "input_size": embedding.size,
+        "model": model,
+        "input_size": int(size),
         "nsf": config.nsf,
         "bmam": config.bmam,
         "beta": config.beta,
-        "precision": embedding.precision,
+        "precision": precision,
         **asdict(settings),
     }
 
