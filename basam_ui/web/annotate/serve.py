@@ -24,9 +24,13 @@ def main(args: argparse.Namespace, project) -> int:
     def page(engine: AppEngine) -> Page:
         from .page import CSS, build_annotate_app
         from .prefetch import Prefetcher
+        from .proposals import ProposalService
 
         prefetcher = Prefetcher(engine)
-        return Page(build_annotate_app(engine, project, prefetcher), CSS, closers=[prefetcher.stop])
+        proposals = ProposalService(engine, project, wake=prefetcher.wake,
+                                    enabled=not getattr(args, "no_background_proposals", False))  # fmt: skip
+        prefetcher.add_task(proposals)
+        return Page(build_annotate_app(engine, project, prefetcher, proposals), CSS, closers=[prefetcher.stop])
 
     try:
         return serve(args, page)
