@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from project_util import blob, insert_schema1_object, make_images, older_database, provenance
+from team_util import disc, fake_set
 
 from basam_ui.project import Project, ProjectError
 from basam_ui.project import migrations
@@ -33,11 +33,6 @@ def project(tmp_path):
         for image in p.images():
             p.open_image(image.id)
         yield p
-
-
-def disc(h: int, w: int, cx: int, cy: int, r: int) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
 
 
 # -- the migration ------------------------------------------------------------------------
@@ -138,40 +133,6 @@ def test_a_malformed_file_imports_nothing_and_says_where(project, tmp_path):
 
 
 # -- proposals ----------------------------------------------------------------------------
-
-
-@dataclass
-class FakeProposal:
-    rle: dict
-    bbox: list
-    area: int
-    predicted_iou: float
-    stability_score: float
-    point: tuple
-    crop_box: list
-
-
-@dataclass
-class FakeSet:
-    record: dict
-    key: str
-    proposals: list
-    points: int = 16
-    seconds: float = 1.5
-
-
-def fake_set(h: int, w: int, key: str = "k1", nsf: bool = True) -> FakeSet:
-    from basam_ui.project.objects import encode_mask
-
-    found = []
-    for k, (iou, r) in enumerate([(0.97, 10), (0.91, 6), (0.89, 4)]):
-        cx, cy = 8 + k * (w - 16) // 2, h // 2
-        rle = encode_mask(disc(h, w, cx, cy, r))
-        found.append(FakeProposal({"size": rle["size"], "counts": rle["counts"]}, rle["bbox"], rle["area"], iou,
-                                  0.96, (float(cx), float(cy)), [0, 0, w, h]))
-    record = {"model": "vit_t:" + "ab" * 8, "input_size": 1024, "nsf": nsf, "bmam": nsf, "beta": 0.1,
-              "precision": "bf16", "points_per_side": 4}
-    return FakeSet(record, key, found)
 
 
 def test_proposals_are_stored_per_file_and_settings_and_accepted_with_their_scores(project, tmp_path):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 from ..basam.config import BASAMConfig
 from ..vocabulary import Resolution, gb_to_bytes, parse_resolution
+from .precompute import settings_for
 
 if TYPE_CHECKING:
     from ..proposals import ProposalSet, ProposalSettings, RunProgress
@@ -186,7 +187,6 @@ def main(args: argparse.Namespace) -> int:
     from ..models import CheckpointError, ModelSpec
     from ..project import Project, ProjectError
     from ..segmenter import Segmenter
-    from .precompute import settings_for
 
     try:
         sizes = [parse_resolution(args.size)]
