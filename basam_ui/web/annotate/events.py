@@ -191,6 +191,8 @@ def mark(engine: AppEngine, project, state: AnnotateState, status: str) -> Annot
     marked too (e.g. skipped)."""
     if state.image_id is None:
         raise AppError("open an image first")
+    if state.mode == "review":
+        raise AppError("this page is reviewing: Y accepts, R rejects; switch the mode back to annotate to mark images")
     following = project.set_status(state.image_id, status, state.annotator, state.holder)
     if status in ("done", "skipped") and following is not None:
         opened = open_image(engine, project, state, following.id)

@@ -121,7 +121,8 @@ def wire(c: ProposalControls, *, engine, project, service: ProposalService, stat
             if action == "accept":
                 klass = payload.get("klass")
                 names = project.labels()
-                chosen = names[int(klass) - 1] if klass and 0 < int(klass) <= len(names) else d[label]
+                k = klass if isinstance(klass, int) and not isinstance(klass, bool) else 0
+                chosen = names[k - 1] if 0 < k <= len(names) else d[label]  # a digit's class, else the selected one
                 ms = payload.get("ms")
                 seconds = float(ms) / 1000 if isinstance(ms, (int, float)) and ms >= 0 else None
                 st = events.accept(project, st, proposal_id, chosen, seconds)
