@@ -35,17 +35,19 @@ def pick_a_proposal(ann: AnnotatePage) -> int:
     page.wait_for_function("() => document.querySelector('#prop-status').innerText.match(/[1-9]\\d* pending/)",
                            timeout=TIMEOUT_MS)  # fmt: skip
     page.locator("#status").click()  # out of any text field: keys act
+    page.locator("#canvas .bc-stage").scroll_into_view_if_needed()
     if not ann.js("root.bc.proposals.state().shown"):  # P toggles; shown stays shown on the next image
         page.keyboard.press("p")
     page.wait_for_function("() => Number(document.querySelector('#canvas .bc-root').dataset.proposals) > 0")
-    item = ann.js("root.bc.proposals.state().layer.items[0]")
-    # a point inside it: a vertex of its outline moved a little towards its box's centre, checked by the page's own test
-    x, y, w, h = item["bbox"]
-    for px, py in item["rings"][0]:
-        qx, qy = px + (x + w / 2 - px) * 0.1, py + (y + h / 2 - py) * 0.1
-        if ann.js(f"root.bc.proposals.at({qx}, {qy})") == item["id"]:
-            break
-    ann.click(qx, qy)
+    # a point where the page's own hit test finds a proposal (the smallest one under it)
+    found = ann.js("(() => { for (const item of root.bc.proposals.state().layer.items) {"
+                   " const [x, y, w, h] = item.bbox;"
+                   " for (let i = 1; i < 16; i++) for (let j = 1; j < 16; j++) {"
+                   "  const px = x + w * i / 16, py = y + h * j / 16, id = root.bc.proposals.at(px, py);"
+                   "  if (id !== null) return {id, x: px, y: py}; } } return null; })()")
+    assert found is not None, ann.js("root.bc.proposals.state().layer")
+    item = {"id": found["id"]}
+    ann.click(found["x"], found["y"])
     page.wait_for_function("id => document.querySelector('#canvas .bc-root').dataset.proposal === String(id)",
                            arg=item["id"])  # fmt: skip
     return item["id"]
