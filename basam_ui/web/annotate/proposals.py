@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 WAIT_FOR_EMBEDDING_S = 3.0  # how long a wish whose embedding is not cached yet waits before it is looked at again
 MAX_WISHES = 16  # wishes kept in all (sessions that went away leave theirs behind)
 RING_TOLERANCE_PX = 1.0  # outlines sent to the browser are simplified by this much (they are drawn, not exported)
-LAYERS_KEPT = 8
+ITEMS_KEPT = 5000  # outlines kept in memory (a few KB each)
 
 
 @dataclass(frozen=True)
@@ -226,24 +226,26 @@ def open_wish(engine: AppEngine, project, st: AnnotateState, settings: Settings,
 
 def layer(project, st: AnnotateState, wish: Optional[Wish], cache: Optional[dict] = None) -> Optional[dict]:
     """The canvas's `proposals` prop for the open image: {"url" (the image it belongs to),
-    "set", "key", "items": [{"id", "rank", "iou", "stability", "area", "bbox", "rings"}]} of its
-    pending proposals under the page's settings, best first (rings: outer outlines in image
-    pixels, simplified by RING_TOLERANCE_PX); None when there is no set."""
+    "set", "key", "items": [{"id", "rank", "iou", "stability", "area", "bbox", "rings"}],
+    "decided"} of its pending proposals under the page's settings, best first (rings: outer
+    outlines in image pixels, simplified by RING_TOLERANCE_PX); None when there is no set.
+    `cache` ({proposal id: item}) keeps the outlines made, so a decision redraws nothing."""
     if wish is None or st.session.canvas_image is None:
         return None
     stored = project.proposal_set(wish.image_id, wish.key, wish.sha256)
     if stored is None:
         return None
     states = project.proposal_states(stored.id)
-    pending = tuple(pid for pid, status in states.items() if status == "pending")
-    memo = (stored.id, pending)
-    items = cache.get(memo) if cache is not None else None
-    if items is None:
-        items = [_item(p) for p in project.proposals(stored.id, "pending")]
-        if cache is not None:
-            while len(cache) >= LAYERS_KEPT:
-                cache.pop(next(iter(cache)))
-            cache[memo] = items
+    pending = [pid for pid, status in states.items() if status == "pending"]
+    cache = {} if cache is None else cache
+    if any(pid not in cache for pid in pending):  # outlines are made once per proposal
+        for proposal in project.proposals(stored.id, "pending"):
+            if proposal.id not in cache:
+                cache[proposal.id] = _item(proposal)
+        shown = set(pending)
+        for old in [pid for pid in cache if pid not in shown][: max(0, len(cache) - ITEMS_KEPT)]:
+            del cache[old]  # the oldest others first
+    items = [cache[pid] for pid in pending]
     return {"url": st.session.canvas_image["url"], "set": stored.id, "key": wish.key, "items": items,
             "decided": len(states) - len(pending)}  # fmt: skip
 
