@@ -13,7 +13,9 @@ Per S:
 - adaptive: `propose` with batches adapting to 0.1 s per step (what a server runs while
   idle): total seconds, steps, step time p50 / p95 / max, the batch sizes used, masks kept,
   and the share of the time in the decoder;
-- one at a time (unless --skip-single): the same with one point per batch;
+- one at a time (unless --skip-single): the same with one point per batch; the two runs go
+  step by step in turn (one adaptive step, then one single-point step), so that other jobs on
+  a shared machine slow both alike (--sequential: one after the other);
 - fixed batches (--batches): decoder time per point for B points per call (first 64 points);
 - with --memory: the peak memory one decoder call of B points adds (CUDA: peak allocation;
   CPU: growth of the process's peak RSS, each B in a fresh process), and per point and image
@@ -61,14 +63,26 @@ class TimedDecoder:
 
 
 def run_proposals(embedding, segmenter, settings, **options) -> dict:
+    return run_together(embedding, segmenter, settings, [options])[0]
+
+
+def run_together(embedding, segmenter, settings, variants: list[dict]) -> list[dict]:
+    """Proposal runs with the given `ProposalRun` options, one step of each in turn."""
     from basam_ui.proposals import ProposalRun, segmenter_decoder
 
-    decoder = TimedDecoder(segmenter_decoder(segmenter), segmenter.device)
-    run = ProposalRun(embedding, decoder, settings, **options)
-    steps = []
-    while run.step():
-        steps.append(run.progress.step_seconds)
-    steps.append(run.progress.step_seconds)
+    runs = []
+    for options in variants:
+        decoder = TimedDecoder(segmenter_decoder(segmenter), segmenter.device)
+        runs.append((ProposalRun(embedding, decoder, settings, **options), decoder, []))
+    while not all(run.done for run, _, _ in runs):
+        for run, _, steps in runs:
+            if not run.done:
+                run.step()
+                steps.append(run.progress.step_seconds)
+    return [figures(run, decoder, steps) for run, decoder, steps in runs]
+
+
+def figures(run, decoder, steps: list[float]) -> dict:
     result = run.result()
     return {
         "seconds": round(result.seconds, 2),
@@ -163,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", action="store_true", help="also measure the decoder's peak memory per batch")
     parser.add_argument("--memory-batches", nargs="+", type=int, default=[1, 4, 16])
     parser.add_argument("--skip-single", action="store_true", help="skip the one-point-at-a-time run")
+    parser.add_argument("--sequential", action="store_true",
+                        help="run the adaptive and one-at-a-time runs one after the other, not step by step in turn")
     parser.add_argument("--decoder-only", action="store_true",
                         help="only the decoder's time per point by batch size and its memory (no pycocotools needed)")
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
@@ -194,9 +210,14 @@ def main(argv: list[str] | None = None) -> int:
         embedding = segmenter.embed(image, size, BASAMConfig())
         row: dict = {"encode_s": round(time.perf_counter() - started, 2)}
         if not args.decoder_only:
-            row["adaptive"] = run_proposals(embedding, segmenter, defaults, batch_seconds=0.1)
-            if not args.skip_single:
-                row["one_at_a_time"] = run_proposals(embedding, segmenter, defaults, batch_seconds=None, points_per_batch=1)
+            adaptive, single = {"batch_seconds": 0.1}, {"batch_seconds": None, "points_per_batch": 1}
+            if args.skip_single:
+                row["adaptive"] = run_proposals(embedding, segmenter, defaults, **adaptive)
+            elif args.sequential:
+                row["adaptive"] = run_proposals(embedding, segmenter, defaults, **adaptive)
+                row["one_at_a_time"] = run_proposals(embedding, segmenter, defaults, **single)
+            else:
+                row["adaptive"], row["one_at_a_time"] = run_together(embedding, segmenter, defaults, [adaptive, single])
             row["filters_off_8x8"] = run_proposals(embedding, segmenter, loose, batch_seconds=0.1)
         side = 16 if args.decoder_only else 8
         grid = np.stack(np.meshgrid(np.linspace(0, 1, side), np.linspace(0, 1, side)), -1).reshape(-1, 2)
