@@ -19,7 +19,7 @@ from basam_ui.project import Project, ProjectError
 from basam_ui.project import migrations
 from basam_ui.project.export import export_project
 from basam_ui.project.imports import AnnotationFileError, parse_annotations
-from basam_ui.project.migrations import m003_review as review_migration
+from basam_ui.project.migrations import m005_review as review_migration
 from basam_ui.project.review import ReviewError
 from basam_ui.project.team_report import match_objects, team_figures
 

@@ -1,4 +1,4 @@
-"""Schema 3: proposals, imported objects, review and double annotation.
+"""Schema 5: proposals, imported objects, review and double annotation.
 
 - `images.status` may also be 'reviewed' (every object accepted) and 'needs_work' (a reviewer
   rejected some: back to their annotators); `images.copies` is 2 for an image two annotators
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 
-VERSION = 3
+VERSION = 5
 
 # (table, fragment of schema 1's definition, what it becomes)
 LOOSENED = (
