@@ -11,7 +11,8 @@ from . import __version__, bench
 from .checkpoints import CHECKPOINT_DIR_ENV
 from .vocabulary import (
     DATASET_FORMATS, DEFAULT_BETA, DEFAULT_CACHE_GB, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_MODEL_TYPE,
-    DEFAULT_PRECISION, MODEL_TYPES, PRECISION_HELP, PRECISIONS, PROMPT_KINDS, SETTING_NAMES,
+    DEFAULT_PRECISION, DEFAULT_SIZE, IMPORT_FORMATS, MODEL_TYPES, PRECISION_HELP, PRECISIONS, PROMPT_KINDS,
+    SETTING_NAMES,
 )  # fmt: skip
 
 
@@ -118,6 +119,7 @@ def _add_project_commands(sub: argparse._SubParsersAction) -> None:
         "--labels", metavar="A,B,...", help="comma-separated class names (default on a new project: object)"
     )
     ann.add_argument("--db", metavar="PATH", help=db_help)
+    _add_team_options(ann)
     _add_model_options(ann, model_default=None)
     _add_app_options(ann)
 
@@ -151,7 +153,65 @@ def _add_project_commands(sub: argparse._SubParsersAction) -> None:
         "--seg-labels", metavar="FILE",
         help="dicom-seg: segment codes per class, a JSON or YAML labels file (default: SCT Tissue for every class)",
     )  # fmt: skip
+    exp.add_argument("--reviewed-only", action="store_true", help="only the images a reviewer accepted whole")
+    exp.add_argument("--include-rejected", action="store_true", help="also the objects a reviewer rejected")
+    exp.add_argument("--include-proposals", action="store_true",
+                     help='also the pending proposals (class "proposal", attributes.source = "proposal")')
     exp.add_argument("--out", required=True, metavar="OUT", help="output folder (made if needed)")
+    _add_import_and_propose(sub, db_help)
+
+
+def _add_team_options(p: argparse.ArgumentParser) -> None:
+    """annotate's options for a team: reviewers, double annotation, background proposals."""
+    p.add_argument("--reviewers", metavar="NAME,...",
+                   help="comma-separated names (login names when logins are on) who may review the images marked "
+                   "done; kept in the project")  # fmt: skip
+    p.add_argument("--overlap", type=float, metavar="FRACTION",
+                   help="hand this share of the images to two annotators each, independently (kept in the project)")
+    p.add_argument("--no-background-proposals", action="store_true",
+                   help="do not compute proposals in the background (the page's setting starts unticked)")
+
+
+def _add_import_and_propose(sub: argparse._SubParsersAction, db_help: str) -> None:
+    imp = sub.add_parser(
+        "import",
+        help="add existing annotations (COCO, YOLO-seg, PNG label maps, LabelMe) to a project as objects",
+        description="Add the annotations of SOURCE to the project of DIR as objects to correct (attributes.source = "
+        '"imported"), matched to the images by path, classes created by name, image statuses unchanged. One '
+        "transaction: a malformed file changes nothing and says where; annotations of images not in the project "
+        "are listed and skipped.",
+    )  # fmt: skip
+    imp.add_argument("dir", metavar="DIR", help="the project's folder of images")
+    imp.add_argument("source", metavar="SOURCE", help="the file or folder to import")
+    imp.add_argument("--format", required=True, choices=IMPORT_FORMATS, help="the source's format")
+    imp.add_argument("--annotator", default="", metavar="NAME", help="recorded as the objects' annotator (default: none)")
+    imp.add_argument("--db", metavar="PATH", help=db_help)
+
+    pro = sub.add_parser(
+        "propose",
+        help="compute automatic mask proposals for a project's images (here or on a Ray cluster)",
+        description="SAM's automatic mask generation (a point grid, filtered by predicted IoU and stability, NMS) "
+        "on every image of DIR, stored in the project with the settings that made them, so the annotate page "
+        "shows them (P) without computing them. Resumable: sets already stored are skipped; Ctrl-C keeps the "
+        "finished ones.",
+    )  # fmt: skip
+    pro.add_argument("dir", metavar="DIR", help="the project's folder of images")
+    pro.add_argument("--db", metavar="PATH", help=db_help)
+    _add_model_options(pro, model_default=None)
+    pro.add_argument("--size", default=str(DEFAULT_SIZE), metavar="S",
+                     help=f"input size S or native (default: {DEFAULT_SIZE}, as the page)")
+    pro.add_argument("--settings", nargs="+", choices=SETTING_NAMES, default=["basam"],
+                     help="basam (NSF + BM-AM, default), vanilla (SAM's, for comparison), nsf, bmam")
+    pro.add_argument("--beta", type=float, default=DEFAULT_BETA, help=f"BM-AM slope (default: {DEFAULT_BETA:g}, as the app)")
+    pro.add_argument("--points-per-side", type=int, default=32, metavar="N", help="a grid of N x N points (default: 32)")
+    pro.add_argument("--pred-iou-thresh", type=float, default=0.88, metavar="T",
+                     help="keep masks whose predicted IoU is above T (default: 0.88, SAM's)")
+    pro.add_argument("--stability-score-thresh", type=float, default=0.95, metavar="T",
+                     help="keep masks whose stability score is at least T (default: 0.95, SAM's)")
+    pro.add_argument("--cache-dir", metavar="DIR",
+                     help="the disk embedding cache (default: DIR/.basam-ui/cache, where annotate looks)")
+    _add_disk_cache_option(pro)
+    _add_ray_options(pro)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,6 +325,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return precompute.main(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "import":
+        from .jobs import import_annotations
+
+        return import_annotations.main(args)
+    if args.command == "propose":
+        from .jobs import propose
+
+        return propose.main(args)
     if args.command == "annotate":
         return _annotate(args)
     from .web.compare import serve
@@ -300,7 +368,9 @@ def _export(args: argparse.Namespace) -> int:
         with Project.open(args.dir, args.db, create=False, readonly=True, scan=False) as project:
             result = export_project(project, args.out, args.format, all_images=args.all, polygons=args.polygons,
                                     copy_images=args.copy_images, val_fraction=args.val, seed=args.seed,
-                                    keep_uids=args.keep_uids, seg_labels=args.seg_labels)
+                                    keep_uids=args.keep_uids, seg_labels=args.seg_labels,
+                                    include_rejected=args.include_rejected, include_proposals=args.include_proposals,
+                                    reviewed_only=args.reviewed_only)  # fmt: skip
     except (ProjectError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -320,6 +390,10 @@ def _annotate(args: argparse.Namespace) -> int:
     labels = [name.strip() for name in (args.labels or "").split(",") if name.strip()]
     try:
         project = Project.open(args.dir, args.db, labels=labels or None)
+        if args.reviewers is not None:
+            project.set_reviewers(args.reviewers.split(","))
+        if args.overlap is not None:
+            project.set_overlap(args.overlap)
     except (ProjectError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -327,6 +401,8 @@ def _annotate(args: argparse.Namespace) -> int:
     progress = project.progress()
     print(f"{args.dir}: {progress.total} images ({progress.done} done, {progress.missing} missing), "
           f"classes {', '.join(project.labels())}; database {project.db_path}")
+    if project.reviewers():
+        print(f"reviewers: {', '.join(project.reviewers())}")
     if skipped:
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
         print(f"skipped (not images): {', '.join(map(display_path, skipped[:10]))}{more}")

@@ -126,9 +126,16 @@ DEFAULT_MODEL_TYPE = "vit_t"
 
 # -- annotation projects ----------------------------------------------------------------
 
-STATUSES = ("todo", "in_progress", "done", "skipped")
-STATUS_LABELS = {"todo": "to do", "in_progress": "in progress", "done": "done", "skipped": "skipped"}
-OPEN_STATUSES = ("todo", "in_progress")  # what "next to do" hands out
+STATUSES = ("todo", "in_progress", "done", "skipped", "reviewed", "needs_work")
+STATUS_LABELS = {"todo": "to do", "in_progress": "in progress", "done": "done", "skipped": "skipped",
+                 "reviewed": "reviewed", "needs_work": "needs work"}
+OPEN_STATUSES = ("todo", "in_progress")  # what "next to do" hands out (needs work: to its annotators, first)
+FINISHED_STATUSES = ("done", "reviewed")  # what exports take by default (reviewed: done, then checked)
+REVIEW_DECISIONS = ("accepted", "rejected")  # a reviewer's word on an object (objects.review)
+REVIEW_LABELS = {"accepted": "accepted", "rejected": "rejected"}
+PROPOSAL_STATUSES = ("pending", "accepted", "rejected")  # a proposal until an annotator decides
+PROPOSAL_SCORE_BANDS = (0.5, 0.8, 0.88, 0.92, 0.96)  # band edges of predicted IoU in the report
+DEFAULT_OVERLAP = 0.0  # --overlap: the share of images two annotators annotate independently
 
 # -- colours ----------------------------------------------------------------------------
 
@@ -146,6 +153,9 @@ DATASET_FORMATS = ("coco", "png", "yolo", "geojson", "dicom-seg")  # `basam-ui e
 DATASET_FORMAT_LABELS = {
     "coco": "COCO (JSON)", "png": "PNG label maps", "yolo": "YOLO-seg", "geojson": "GeoJSON (QuPath)", "dicom-seg": "DICOM SEG",
 }  # fmt: skip
+IMPORT_FORMATS = ("coco", "yolo", "png", "labelme")  # `basam-ui import --format`: ours, and LabelMe JSON
+IMPORT_FORMAT_LABELS = {**DATASET_FORMAT_LABELS, "labelme": "LabelMe JSON (labelme, X-AnyLabeling)"}
+OBJECT_SOURCES = ("clicked", "proposal", "imported")  # how an object came to be (attributes.source)
 MASK_FORMATS = ("png", "rle", "polygons")  # one mask as a file (the compare page, `basam_ui.export`)
 MASK_FORMAT_LABELS = {"png": "PNG", "rle": "COCO RLE (JSON)", "polygons": "Polygons (JSON)"}
 MASK_FORMAT_SUFFIXES = {"png": ".png", "rle": ".rle.json", "polygons": ".polygons.json"}

@@ -31,9 +31,11 @@ def make_project(root: Path, count: int) -> Path:
 
 
 def serve_project(folder: Path, log_dir: Path, labels: str = "lesion,vessel"):
-    """`basam-ui annotate FOLDER` with random vit_t weights at S=... (a context manager)."""
+    """`basam-ui annotate FOLDER` with random vit_t weights at S=... (a context manager); no
+    proposals computed in the background (tests/test_proposals_browser.py has them), so the
+    CPU goes to what a test waits for."""
     command = [sys.executable, "-m", "basam_ui", "annotate", str(folder), "--labels", labels, "--random-weights",
-               "--model", "vit_t", "--device", "cpu", "--max-size", "1024", "--port", "{port}"]
+               "--model", "vit_t", "--device", "cpu", "--max-size", "1024", "--no-background-proposals", "--port", "{port}"]
     return serve(command, log_dir=log_dir, cwd=REPO, timeout=180, env=SERVER_ENV)
 
 

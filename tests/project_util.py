@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -48,9 +49,11 @@ def blob(h: int, w: int, seed: int, holes: bool = False) -> np.ndarray:
     return mask.astype(bool)
 
 
-def database_at(db: Path, version: int, labels: tuple[str, ...] = ("object",)) -> Path:
-    """A project database as the basam-ui of schema `version` left it (migrations 1..version,
-    no later ones), with `labels`: for upgrade tests. Returns its path."""
+def database_at(db: Path, version: int, labels: tuple[str, ...] = ("object",), images: tuple[str, ...] = ()) -> Path:
+    """A genuine project database of schema `version` (migrations 1..version and no later ones,
+    as the basam-ui of that schema made it) at `db`, with `labels` and rows for the image paths
+    `images`: for upgrade tests. Returns its path."""
+    import json
     import sqlite3
 
     from basam_ui.project import migrations
@@ -59,56 +62,55 @@ def database_at(db: Path, version: int, labels: tuple[str, ...] = ("object",)) -
     db.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(db, isolation_level=None)
     try:
-        conn.execute("BEGIN")
-        for number in range(1, version + 1):
-            migrations.MIGRATIONS[number].upgrade(conn)
-        conn.execute(f"PRAGMA user_version={version}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        assert migrations.upgrade(conn, target=version) == list(range(1, version + 1))
         conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.execute("INSERT INTO meta (key, value) VALUES ('created_by', ?)", (json.dumps(f"schema {version}"),))
         conn.executemany("INSERT INTO labels (name, position) VALUES (?, ?)", [(n, k) for k, n in enumerate(labels)])
-        conn.execute("COMMIT")
+        conn.executemany("INSERT INTO images (path) VALUES (?)", [(path,) for path in images])
     finally:
         conn.close()
     return db
 
 
-def legacy_object(conn, image_id: int, mask: np.ndarray, layer: int = 1, annotator: str = "ann") -> int:
-    """Insert an object with the columns of schema 1 (what every older version has) into an
-    older database; its provenance is `provenance(annotator=...)`. Returns its id."""
+def older_database(root: Path, version: int, labels: tuple[str, ...] = ("object",)) -> Path:
+    """`database_at` the default path of the project at `root`, listing its images."""
+    from basam_ui.project.scan import scan_folder
+    from basam_ui.project.schema import default_db_path
+
+    return database_at(default_db_path(root), version, labels, tuple(scan_folder(root).images))
+
+
+def legacy_object(conn, image_id: int, mask: np.ndarray, layer: int = 1, made: Optional[Provenance] = None,
+                  label_id: int = 1) -> int:  # fmt: skip
+    """Insert an object with only the columns of schema 1 (what every older version has) into
+    an older database; its provenance is `made` (default: `provenance()`). Returns its id."""
     import json
 
     from basam_ui.project.objects import encode_mask
 
-    rle, p = encode_mask(mask), provenance(annotator=annotator)
+    rle, p = encode_mask(mask), made or provenance()
     cursor = conn.execute(
         "INSERT INTO objects (image_id, label_id, layer, height, width, counts, area, bbox, side, model_type, "
         "checkpoint_sha256, input_size, nsf, bmam, beta, precision, prompts, brushed, brush_edits, predicted_iou, "
         "iou_sam_basam, annotator, seconds, created_at, replaces) "
-        "VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, NULL, ?, NULL, 1.0, NULL)",
-        (image_id, layer, *rle["size"], rle["counts"], rle["area"], json.dumps(rle["bbox"]), p.side, p.model_type,
-         p.checkpoint_sha256, p.input_size, int(p.nsf), int(p.bmam), p.beta, p.precision, json.dumps(p.prompts),
-         p.annotator),
-    )
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1.0, NULL)",
+        (image_id, label_id, layer, *rle["size"], rle["counts"], rle["area"], json.dumps(rle["bbox"]), p.side,
+         p.model_type, p.checkpoint_sha256, p.input_size, int(p.nsf), int(p.bmam), p.beta, p.precision,
+         json.dumps(p.prompts), int(p.brushed), p.brush_edits, p.predicted_iou, p.iou_sam_basam, p.annotator,
+         p.seconds),
+    )  # fmt: skip
     return int(cursor.lastrowid)
 
 
-def downgrade(db_path: Path, version: int) -> None:
-    """Take a project database back to schema `version`, as an older basam-ui left it: the
-    columns later migrations added are dropped (found by comparing with a database built by
-    migrations 1..`version` alone) and its user_version set."""
+def insert_schema1_object(db: Path, path: str, mask: np.ndarray, made: Provenance, label: str = "object") -> int:
+    """`legacy_object` on the image at `path` of the database `db`, which gets the mask's size
+    and status in progress. Returns the object's id."""
     import sqlite3
 
-    from basam_ui.project import migrations
-
-    older = sqlite3.connect(":memory:")
-    for number, module in migrations.MIGRATIONS.items():
-        if number <= version:
-            module.upgrade(older)
-    tables = [name for (name,) in older.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    with sqlite3.connect(db_path) as conn:
-        for table in tables:
-            kept = {row[1] for row in older.execute(f"PRAGMA table_info({table})")}
-            for row in conn.execute(f"PRAGMA table_info({table})").fetchall():
-                if row[1] not in kept:
-                    conn.execute(f"ALTER TABLE {table} DROP COLUMN {row[1]}")
-        conn.execute(f"PRAGMA user_version={version}")
-    older.close()
+    with sqlite3.connect(db) as conn:
+        image_id = conn.execute("SELECT id FROM images WHERE path = ?", (path,)).fetchone()[0]
+        h, w = mask.shape
+        conn.execute("UPDATE images SET height = ?, width = ?, status = 'in_progress' WHERE id = ?", (h, w, image_id))
+        label_id = conn.execute("SELECT id FROM labels WHERE name = ?", (label,)).fetchone()[0]
+        return legacy_object(conn, image_id, mask, made=made, label_id=label_id)

@@ -22,7 +22,7 @@ from basam_ui.project import migrations
 from basam_ui.project.export import export_project
 from bad_files import png_header_only
 from basam_ui.sources.fields import Field, level0_to_mask
-from project_util import downgrade, provenance
+from project_util import insert_schema1_object, older_database, provenance
 from slides import pattern, write_slide
 
 SLIDE_SIZE = (20_000, 16_000)
@@ -223,19 +223,16 @@ def test_a_schema_before_fields_is_upgraded_with_its_objects_intact(tmp_path):
     root = tmp_path / "p"
     root.mkdir()
     Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(root / "photo.png")
-    with Project.open(root) as project:
-        image, _ = project.open_image(project.images()[0].id)
-        mask = np.zeros((40, 60), bool)
-        mask[5:15, 5:25] = True
-        kept = project.commit_object(image.id, mask, "object", provenance())
-        db = project.db_path
     module = next(m for m in migrations.MIGRATIONS.values() if m.__name__.endswith("slide_fields"))
-    downgrade(db, module.VERSION - 1)  # the schema before this one, as an older basam-ui left it
+    db = older_database(root, module.VERSION - 1)  # the schema before this one, as an older basam-ui left it
+    mask = np.zeros((40, 60), bool)
+    mask[5:15, 5:25] = True
+    kept = insert_schema1_object(db, "photo.png", mask, provenance())
     with Project.open(root) as project:
         assert migrations.version(project._conn) == migrations.SCHEMA_VERSION
-        [again] = project.objects(image.id)
-        assert again.id == kept.id and again.field is None and np.array_equal(again.mask(), mask)
-        assert again.provenance == kept.provenance
+        [again] = project.objects(project.images()[0].id)
+        assert again.id == kept and again.field is None and np.array_equal(again.mask(), mask)
+        assert again.provenance == provenance()
 
 
 def test_the_command_line_exports_geojson(slide_project, tmp_path, capsys):

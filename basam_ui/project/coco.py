@@ -59,7 +59,7 @@ def coco_dataset(
         coco_images.append(entry)
         for obj in objects:
             placed = obj.field is not None
-            attributes = {**obj.provenance.as_dict(), "layer": obj.layer, "created_at": obj.created_at}
+            attributes = {**obj.provenance.as_dict(), **obj.review_dict(), "layer": obj.layer, "created_at": obj.created_at}
             if placed:
                 attributes["field"] = obj.field.as_dict()
             annotations.append(

@@ -19,8 +19,12 @@ OUT/images/ too (COCO under their `file_name`).
 <image path> is the image's path under the project folder with its extension replaced, and
 "_f<frame number>" added for a frame of a multi-frame file (`ImageRecord.stem`). An item whose
 file is not a plain image (a DICOM frame) is placed beside an export as a PNG of its pixels,
-never as its file (`item_files`). Done images by default; with `all_images`, also every image
-that has objects.
+never as its file (`item_files`). Done (and reviewed) images by default; with `all_images`,
+also every image that has objects; with `reviewed_only`, only the reviewed ones. Objects a
+reviewer rejected are left out unless `include_rejected`; of an image annotated twice, the
+copy marked done first goes out (`ReviewStore.objects_to_export`). `include_proposals` adds
+the pending proposals of each image (`proposal_export.with_proposals`), under a class
+"proposal", marked `attributes.source = "proposal"`.
 A slide (objects made in fields) is exported in level-0 pixels by COCO (polygons) and
 GeoJSON, and as patches by PNG and YOLO: each field with objects becomes
 OUT/images/<slide path>/<field>.png (the field's pixels) with its label maps or YOLO lines
@@ -38,7 +42,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..sources.base import public_provenance
-from ..vocabulary import DATASET_FORMATS
+from ..vocabulary import DATASET_FORMATS, FINISHED_STATUSES
 from . import patches
 from .coco import coco_dataset
 from .files import inspect_file
@@ -82,6 +86,9 @@ def export_project(
     seed: int = 0,
     keep_uids: bool = False,
     seg_labels: Optional[PathLike] = None,
+    include_rejected: bool = False,
+    include_proposals: bool = False,
+    reviewed_only: bool = False,
 ) -> ExportResult:
     """Write the project's dataset into a folder; see the module doc for the files.
 
@@ -98,6 +105,9 @@ def export_project(
         attributes (they identify a study; left out by default).
       seg_labels: dicom-seg: a labels file giving segment codes per class (JSON or YAML; see
         `dicom_seg`); None: the default codes.
+      include_rejected: also the objects a reviewer rejected.
+      include_proposals: also each image's pending proposals (class "proposal").
+      reviewed_only: only the reviewed images.
 
     Returns:
       What was written: counts, missing / changed / unreadable images, the report's figures.
@@ -114,11 +124,15 @@ def export_project(
     (out / EXPORT_MARKER).touch()  # an export inside the project folder is not scanned as images
     labels = project.labels()
     result = ExportResult(out=out, format=fmt)
-    by_image: dict[int, list] = {}
-    for obj in project.all_objects():
-        by_image.setdefault(obj.image_id, []).append(obj)
+    by_image = project.objects_to_export(include_rejected)
     images = project.images()
-    chosen = [im for im in images if im.status == "done" or (all_images and im.id in by_image)]
+    statuses = ("reviewed",) if reviewed_only else FINISHED_STATUSES
+    chosen = [im for im in images if im.status in statuses or (all_images and not reviewed_only and im.id in by_image)]
+    added: set[int] = set()  # the ids given to the proposals added (no object has them)
+    if include_proposals:
+        from .proposal_export import with_proposals
+
+        by_image, labels, added = with_proposals(project, chosen, by_image, labels)
     entries = []
     for image in chosen:
         flags = _check_file(project, image, result)
@@ -161,7 +175,11 @@ def export_project(
     known = {line.split(": ", 1)[0] for line in result.unreadable}
     result.unreadable += [f"{im.path}: {im.unreadable}" for im in images if im.unreadable and im.path not in known]
     pixel_sizes = {image.id: image.pixel_size for image in images}
-    result.figures = report_figures(exported, labels, project.progress(), pixel_sizes)
+    from .team_report import team_figures
+
+    made = [obj for obj in exported if obj.id not in added]  # the proposals added are nobody's work
+    result.figures = {**report_figures(made, labels, project.progress(), pixel_sizes),
+                      "team": team_figures(project, made)}  # fmt: skip
     warnings = []
     for kind, paths, what in (
         ("missing", result.missing, "image files missing (their objects are exported)"),
@@ -231,9 +249,15 @@ def _output_names(images: list[ImageRecord]) -> dict[int, str]:
     """Image id -> output path without extension (`ImageRecord.stem`: the path with its extension
     dropped, "_f<n>" added for a frame), or with the extension kept (a.jpg -> a.jpg, a.jpg_f2)
     where two images would otherwise share a name."""
-    stems = [image.stem for image in images]
+    return output_names({image.id: (image.stem, _with_extension(image)) for image in images})
+
+
+def output_names(items: dict) -> dict:
+    """Key -> its output name: `items` maps each key to (its stem, its name with the extension
+    kept); the stem unless two keys share it. (The PNG label-map importer finds files by it.)"""
+    stems = [stem for stem, _ in items.values()]
     taken = {s for s in stems if stems.count(s) > 1}
-    return {image.id: (_with_extension(image) if stem in taken else stem) for image, stem in zip(images, stems)}
+    return {key: (kept if stem in taken else stem) for key, (stem, kept) in items.items()}
 
 
 def _with_extension(image: ImageRecord) -> str:

@@ -15,7 +15,7 @@ from .objects import LIVE
 IMAGE_COLUMNS = (
     "i.id, i.path, i.width, i.height, i.sha256, i.current_sha256, i.missing, i.status, i.status_by, i.status_at, "
     f"(SELECT count(*) FROM objects o WHERE o.image_id = i.id AND {LIVE}), i.unreadable, i.frame, "
-    "(SELECT count(*) FROM images j WHERE j.path = i.path), i.source"
+    "(SELECT count(*) FROM images j WHERE j.path = i.path), i.source, i.copies"
 )
 ITEM_ORDER = "i.path, i.frame"  # the project's order: by path, a file's frames in order
 
@@ -47,7 +47,8 @@ class ImageRecord:
     one; `unreadable`: why its file could not be read when it was last opened (None: it
     could); `frame`: its frame in a multi-frame file (0-based; `frames` items share the file);
     `source`: its source's provenance (recorded when opened; the IDENTIFYING part is kept here,
-    shown and written only where allowed: `sources.base.public_provenance`)."""
+    shown and written only where allowed: `sources.base.public_provenance`).
+    `copies`: 2 for an image two annotators annotate independently (`--overlap`), else 1."""
 
     id: int
     path: str
@@ -64,6 +65,7 @@ class ImageRecord:
     frame: int = 0
     frames: int = 1
     source: Optional[dict[str, Any]] = None
+    copies: int = 1
 
     @property
     def changed(self) -> bool:
@@ -103,14 +105,16 @@ class Progress:
     changed: int
     objects: int
     unreadable: int = 0
+    reviewed: int = 0
+    needs_work: int = 0
 
 
 def image_from_row(row: tuple) -> ImageRecord:
     (iid, path, width, height, sha, current, missing, status, status_by, status_at, count, unreadable, frame, frames,
-     source) = row  # fmt: skip
+     source, copies) = row  # fmt: skip
     return ImageRecord(iid, path_from_db(path), width, height, sha, current, bool(missing), status, status_by,
                        status_at, int(count), unreadable, int(frame), int(frames),
-                       json.loads(source) if source else None)  # fmt: skip
+                       json.loads(source) if source else None, int(copies))  # fmt: skip
 
 
 def image_by_id(conn: sqlite3.Connection, image_id: int) -> ImageRecord:

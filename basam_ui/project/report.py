@@ -37,8 +37,9 @@ def report_figures(
         p = obj.provenance
         per_class[obj.label] = per_class.get(obj.label, 0) + 1
         per_annotator[p.annotator] = per_annotator.get(p.annotator, 0) + 1
-        sides[p.side] += 1
-        by_size.setdefault(p.input_size, dict.fromkeys(SIDES, 0))[p.side] += 1
+        if p.side is not None:  # imported objects were made by no model
+            sides[p.side] += 1
+            by_size.setdefault(p.input_size, dict.fromkeys(SIDES, 0))[p.side] += 1
     areas: dict[str, dict] = {}
     for obj in objects:
         found = areas.setdefault(obj.label, {"px": [], "um2": []})
@@ -52,7 +53,7 @@ def report_figures(
         "objects": n,
         "per_class": per_class,
         "per_annotator": dict(sorted(per_annotator.items())),
-        "committed": {**sides, "basam_share": sides["basam"] / n if n else None},
+        "committed": {**sides, "basam_share": sides["basam"] / sum(sides.values()) if sum(sides.values()) else None},
         "by_size": dict(sorted(by_size.items())),
         "mean_iou_sam_basam": statistics.fmean(ious) if ious else None,
         "iou_count": len(ious),
@@ -75,9 +76,14 @@ def report_figures(
 
 
 def project_figures(project: Project) -> dict:
-    """`report_figures` of every live object of the project, with its progress (the page's panel)."""
+    """`report_figures` of every live object of the project, with its progress and the team's
+    figures (`team_report`: review, proposals, agreement, time by source) (the page's panel)."""
+    from .team_report import team_figures
+
+    objects = project.all_objects()
     pixel_sizes = {image.id: image.pixel_size for image in project.images()}
-    return report_figures(project.all_objects(), project.labels(), project.progress(), pixel_sizes)
+    return {**report_figures(objects, project.labels(), project.progress(), pixel_sizes),
+            "team": team_figures(project, objects)}  # fmt: skip
 
 
 def report_markdown(figures: dict, title: str = "Annotation report", warnings: Sequence[str] = ()) -> str:
@@ -90,7 +96,8 @@ def report_markdown(figures: dict, title: str = "Annotation report", warnings: S
         lines += [
             f"Images: {im['done']} done of {im['total']} ({im['in_progress']} in progress, {im['todo']} to do, "
             f"{im['skipped']} skipped; {im['missing']} missing, {im['changed']} changed, "
-            f"{im.get('unreadable', 0)} unreadable).",
+            f"{im.get('unreadable', 0)} unreadable)"
+            + (f"; {im.get('reviewed', 0)} reviewed, {im.get('needs_work', 0)} need work." if "reviewed" in im else "."),
             "",
         ]
     c = figures["committed"]
@@ -132,6 +139,10 @@ def report_markdown(figures: dict, title: str = "Annotation report", warnings: S
         lines += ["| annotator | objects |", "|---|---:|"]
         lines += [f"| {name or '(unnamed)'} | {count} |" for name, count in figures["per_annotator"].items()]
         lines.append("")
+    if "team" in figures:
+        from .team_report import team_markdown
+
+        lines.append(team_markdown(figures["team"]))
     return "\n".join(lines)
 
 

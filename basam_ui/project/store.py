@@ -17,15 +17,18 @@ from . import claims as _claims
 from .claims import DEFAULT_CLAIM_TTL
 from .editing import ObjectEditing
 from .files import ImageFiles
+from .importing import ImportStore
 from .objects import LIVE
+from .proposals import ProposalStore
 from .records import IMAGE_COLUMNS, ITEM_ORDER, ImageRecord, Progress, image_by_id, image_from_row, path_for_db
+from .review import ReviewStore, status_after_mark
 from .scan import ScanResult, scan_folder
 from .schema import ProjectDatabaseError, ProjectError, default_db_path, open_database
 
 PathLike = Union[str, os.PathLike]
 
 
-class Project(ImageFiles, ObjectEditing):
+class Project(ImageFiles, ObjectEditing, ProposalStore, ImportStore, ReviewStore):
     """A project folder and its database. Open with `Project.open`; close when done."""
 
     def __init__(
@@ -197,7 +200,8 @@ class Project(ImageFiles, ObjectEditing):
 
         Arguments:
           image_id: the image.
-          status: "todo", "in_progress", "done" or "skipped".
+          status: one of `vocabulary.STATUSES` ("done" on an image of two copies is this
+            annotator's copy: the image is done when both are).
           annotator: who set it.
           holder: the session; for done and skipped, the next image to do is claimed for it.
 
@@ -212,7 +216,7 @@ class Project(ImageFiles, ObjectEditing):
             here = image_by_id(conn, image_id)
             conn.execute(
                 "UPDATE images SET status = ?, status_by = ?, status_at = ? WHERE id = ?",
-                (status, annotator, now, image_id),
+                (status_after_mark(conn, image_id, status, annotator, now), annotator, now, image_id),
             )
             if holder is None or status not in ("done", "skipped"):
                 return None
@@ -248,7 +252,7 @@ class Project(ImageFiles, ObjectEditing):
         asker: Optional[str] = None,
     ) -> Optional[ImageRecord]:
         image_id = _claims.next_todo_id(conn, asker or holder, now, self.claim_ttl, after and after.path,
-                                        after.frame if after else 0)  # fmt: skip
+                                        after.frame if after else 0, annotator)  # fmt: skip
         if image_id is None:
             return None
         if holder is not None:
@@ -303,4 +307,5 @@ class Project(ImageFiles, ObjectEditing):
             total=sum(counts.values()), todo=counts.get("todo", 0), in_progress=counts.get("in_progress", 0),
             done=counts.get("done", 0), skipped=counts.get("skipped", 0), missing=int(missing),
             changed=int(changed), objects=int(objects), unreadable=int(unreadable),
+            reviewed=counts.get("reviewed", 0), needs_work=counts.get("needs_work", 0),
         )

@@ -35,7 +35,8 @@ class AnnotateState:
     `holder` names this session's claims (made on its first event); `session` holds the open
     image, its prompts and masks; `side` is the mask Enter commits ("basam" or "sam");
     `selected` the object picked in the list; `reopened` the object a commit replaces;
-    `started` when the first prompt of the current object was made (time per object)."""
+    `started` when the first prompt of the current object was made (time per object); `mode`
+    "annotate", or "review" while a reviewer walks the done images (`review.py`)."""
 
     holder: str = ""
     annotator: str = ""
@@ -46,6 +47,7 @@ class AnnotateState:
     reopened: Optional[int] = None
     started: Optional[float] = None
     note: str = ""
+    mode: str = "annotate"
 
 
 def start(state: Optional[AnnotateState], annotator: Optional[str] = None) -> AnnotateState:
@@ -239,6 +241,8 @@ def mark(engine: AppEngine, project, state: AnnotateState, status: str) -> Annot
     marked too (e.g. skipped)."""
     if state.image_id is None:
         raise AppError("open an image first")
+    if state.mode == "review":
+        raise AppError("this page is reviewing: Y accepts, R rejects; switch the mode back to annotate to mark images")
     following = project.set_status(state.image_id, status, state.annotator, state.holder)
     if status in ("done", "skipped") and following is not None:
         opened = open_image(engine, project, state, following.id)
@@ -348,6 +352,8 @@ def commit(
     _need_image(state)
     if not state.annotator:
         raise AppError("type your name in the Annotator field first: every object records who made it")
+    if state.mode == "review":
+        raise AppError("this page is reviewing: switch the mode back to annotate to commit objects")
     session = state.session
     if canvas and common.canvas_prompts(canvas) != session.prompts:  # an answer still on its way
         state = set_prompts(engine, state, canvas, settings, progress)
@@ -438,17 +444,25 @@ def reopen_selected(
     engine: AppEngine, project, state: AnnotateState, settings: Settings, progress: Progress = no_progress
 ) -> tuple[AnnotateState, dict]:
     """Put the selected object's prompts back on the canvas and decode them, so the next
-    commit replaces it. Returns (the state, the canvas value with those prompts)."""
+    commit replaces it; an object without prompts (imported) is seeded from its mask: its box
+    and points well inside it (`proposals.prompts_from_mask`), so one more click corrects it.
+    Returns (the state, the canvas value with those prompts)."""
     _need_image(state)
     if state.selected is None:
         raise AppError("select an object first")
     record = project.object(state.selected)
-    prompts = Prompts.from_record(record.provenance.prompts)
+    stored = record.provenance.prompts
+    if not stored["points"] and stored["box"] is None:  # an imported object: prompts drawn from its mask
+        from ...proposals.seeds import prompts_from_mask
+
+        stored = prompts_from_mask(record.mask())
+    prompts = Prompts.from_record(stored)
     value = {**fresh_value(state), **prompts.canvas_items(), "rev": 1}
     if record.field is not None:  # its field again (made at the page's S), shown on the canvas
         view = {k: getattr(record.field, k) for k in ("x", "y", "width", "height")}
         value.update(field_rev=state.session.field_rev + 1, field_view=view, focus=view)
-    state = set_prompts(engine, replace(state, reopened=record.id, side=record.provenance.side), value, settings, progress)
+    side = record.provenance.side or DEFAULT_SIDE  # an imported object was made by neither side
+    state = set_prompts(engine, replace(state, reopened=record.id, side=side), value, settings, progress)
     return state, value
 
 

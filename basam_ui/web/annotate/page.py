@@ -23,9 +23,12 @@ from ..common.page import stamp_timings
 from ..common.session import USER_ERRORS, Settings
 from ..common.window_control import window_control
 from . import events as annotate
+from . import proposals_ui, review_ui
 from . import view as annotate_view
 from .events import AnnotateState
 from .prefetch import Prefetcher
+from .proposals import ProposalService
+from .review import visible_objects
 
 HERE = Path(__file__).resolve().parent
 NAME_KEY = "basam-ui-annotator"  # the browser's localStorage entry for the annotator's name
@@ -38,6 +41,8 @@ KEYS_HELP = (
     "(the view follows) · Delete delete the selected object · D / → next image · A / ← previous · "
     "Shift+Enter mark done and open the next to do · B brush · E eraser (press again: back to prompts) · "
     "[ / ] brush size · C cancel an encode · G (a slide) take the current view as the field · "
+    "P show/hide proposals (click one, then a digit or Enter accepts it, X rejects it) · "
+    "in review mode: Y accept · Shift+Y accept the rest · R reject (type why, Enter) · "
     "plus the canvas keys: N negative clicks · Z undo prompt · Esc clear prompts · "
     "V view · F fit · 0 1:1 · + / − zoom. Keys do nothing while you type in a text field."
 )
@@ -48,9 +53,14 @@ CSS = BASE_CSS + """
 """
 
 
-def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetcher] = None) -> gr.Blocks:
-    """The annotate page for `project` (a basam_ui.project.Project), queued."""
+def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetcher] = None,
+                       proposals: Optional[ProposalService] = None) -> gr.Blocks:  # fmt: skip
+    """The annotate page for `project` (a basam_ui.project.Project), queued; `proposals` computes
+    proposals in the prefetcher's idle time (made and added to it when not given)."""
     prefetcher = prefetcher or Prefetcher(engine)
+    if proposals is None:
+        proposals = ProposalService(engine, project, wake=prefetcher.wake)
+        prefetcher.add_task(proposals)
     labels = project.labels()
     with gr.Blocks(title=f"basam-ui: annotate {project.root.name}", analytics_enabled=False,
                    delete_cache=(1800, 3600)) as demo:
@@ -75,12 +85,14 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                     column_widths=["52%", "34%", "14%"],
                 )
             with gr.Column(scale=3):
-                canvas = PromptCanvas(None, extensions=[HERE / "annotate.js", HERE / "fields.js", windows.DRAG_SCRIPT],
-                                      objects=None, elem_id="canvas",
+                canvas = PromptCanvas(None, extensions=[HERE / "annotate.js", HERE / "fields.js", windows.DRAG_SCRIPT,
+                                                        HERE / "proposals.js", HERE / "review.js"],
+                                      objects=None, proposals=None, elem_id="canvas",
                                       empty="No image to show: the line under the canvas says why")
                 gr.Markdown(KEYS_HELP, elem_id="ann-keys")
                 status = gr.Markdown("", elem_id="status")
             with gr.Column(scale=1, min_width=260):
+                review_controls = review_ui.panel(project)
                 label = gr.Radio(annotate_view.class_choices(labels), value=annotate_view.class_choice(labels, labels[0]),
                                  label="Class (1–9)", elem_id="ann-class")
                 with gr.Row():
@@ -102,6 +114,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                 with gr.Row():
                     keep_btn = gr.Button("Changed file: keep objects", elem_id="ann-keep", size="sm")
                     drop_btn = gr.Button("drop them", elem_id="ann-drop", size="sm")
+                proposal_controls = proposals_ui.panel(proposals)
                 with gr.Accordion("Model settings", open=False):
                     model = gr.Dropdown(engine.model_types, value=engine.default_model, label="Model", elem_id="model",
                                         interactive=len(engine.model_types) > 1)
@@ -130,7 +143,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
 
         def shown(st: AnnotateState, everything: bool) -> dict:
             """Component updates showing `st` (the list, progress and objects too with `everything`)."""
-            records = project.objects(st.image_id) if st.image_id is not None else []
+            records = visible_objects(project, st)
             masks = common.masks_for_canvas(st.session)
             out = {state: st, canvas: gr.update(masks=masks, objects=annotate_view.objects_layer(st, records)),
                    status: annotate_view.status_text(project, st), message: ""}
@@ -282,7 +295,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
         model_events = [loaded.then(encode, {state, *settings_inputs}, light, concurrency_id="models",
                                     show_progress="minimal")]  # fmt: skip
 
-        def chain(trigger, event_fn, inputs=(), outputs=everything):
+        def chain(trigger, event_fn, inputs=(), outputs=everything):  # the event, then the encode of its image
             event = listen(trigger, guarded(event_fn), inputs, outputs)
             model_events.append(event.then(encode, {state, *settings_inputs}, light, concurrency_id="models",
                                            show_progress="minimal"))  # fmt: skip
@@ -316,9 +329,11 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
 
         def on_reopen(st, d, r):
             st, value = annotate.reopen_selected(engine, project, st, settings_of(d), r)
-            return st, {canvas: gr.update(value=value)}
+            names = project.labels()  # its class is selected, so Enter keeps it
+            chosen = annotate_view.class_choice(names, project.object(st.reopened).label)
+            return st, {canvas: gr.update(value=value), label: gr.update(choices=annotate_view.class_choices(names), value=chosen)}
 
-        listen(reopen_btn.click, guarded(on_reopen), [], everything)
+        listen(reopen_btn.click, guarded(on_reopen), [], everything + [label])
 
         def window_event(requested: Callable[[dict], str]):
             """A new display window for the open image: read again (prompts kept), then encoded."""
@@ -338,6 +353,10 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
         ):
             changed = listen(trigger, window_event(requested), inputs, window_outputs, trigger_mode="always_last")
             changed.then(encode, {state, *settings_inputs}, light, concurrency_id="models", show_progress="minimal")
+        proposals_ui.wire(proposal_controls, engine=engine, project=project, service=proposals, state=state, canvas=canvas,
+                          label=label, settings_inputs=settings_inputs, settings_of=settings_of, guarded=guarded,
+                          listen=listen, everything=everything, light=light)
+        review_ui.wire(review_controls, engine=engine, project=project, chain=chain, moved=moved, everything=everything)
         settings_triggers = [model.change, size.change, nsf.input, bmam.input, beta.release]
         model_events.append(listen(settings_triggers, guarded(encode_event, everything=False, prefetch=True), [], light,
                                    trigger_mode="always_last"))  # fmt: skip

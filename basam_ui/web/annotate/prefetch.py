@@ -3,7 +3,9 @@ per engine, through `AppEngine.embed` (so the embedding lands in the shared cach
 page's next click reads). Page events mark themselves busy (`busy()`); the thread starts an
 encode only when no event has run for `idle_s`, checks again between sides, and nothing on
 the click path ever waits for it (a Next that needs the image being encoded joins that
-encode in the cache rather than starting a second). No Gradio here."""
+encode in the cache rather than starting a second). When no encode is wanted, the same thread
+runs the idle tasks added with `add_task` (the proposals), one short step at a time, each
+only while idle. No Gradio here."""
 
 from __future__ import annotations
 
@@ -11,12 +13,22 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Protocol, Sequence
 
 from ...basam.config import BASAMConfig
 from ..common.engine import AppEngine
 
 log = logging.getLogger(__name__)
+
+
+class IdleTask(Protocol):
+    """Work done in short steps while the server is idle (e.g. proposals)."""
+
+    def pending(self) -> bool:
+        """Whether a step is waiting."""
+
+    def step(self) -> None:
+        """One short step (about one batch: a click that arrives waits at most for it)."""
 
 
 class Prefetcher:
@@ -31,6 +43,7 @@ class Prefetcher:
         self._busy = 0
         self._last_event = time.monotonic()
         self._stopped = False
+        self._tasks: list[IdleTask] = []
         self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
         self._thread.start()
 
@@ -56,6 +69,22 @@ class Prefetcher:
             self._wanted = (model, str(path), resolution, tuple(configs), int(frame))
             self._cond.notify_all()
 
+    def add_task(self, task: IdleTask) -> None:
+        """Run `task`'s steps while idle and no encode is wanted (tasks added first go first)."""
+        with self._cond:
+            self._tasks.append(task)
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """A task has new work: look again."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def idle(self) -> bool:
+        """No page event runs, and none has for `idle_s`."""
+        with self._cond:
+            return self._idle()
+
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
@@ -64,11 +93,14 @@ class Prefetcher:
     def _idle(self) -> bool:
         return self._busy == 0 and time.monotonic() - self._last_event >= self.idle_s
 
+    def _work(self) -> bool:
+        return self._wanted is not None or any(_pending(task) for task in self._tasks)
+
     def _wait_idle(self) -> bool:
-        """Wait until no event runs (False when stopped)."""
+        """Wait until there is work and no event runs (False when stopped)."""
         with self._cond:
-            while not self._stopped and (self._wanted is None or not self._idle()):
-                self._cond.wait(timeout=self.idle_s if self._wanted is not None else None)
+            while not self._stopped and (not self._work() or not self._idle()):
+                self._cond.wait(timeout=self.idle_s if self._wanted is not None or self._tasks else None)
             return not self._stopped
 
     def _run(self) -> None:
@@ -78,6 +110,7 @@ class Prefetcher:
             with self._cond:
                 wanted, self._wanted = self._wanted, None
             if wanted is None:
+                self._task_step()
                 continue
             model, path, resolution, configs, frame = wanted
             try:
@@ -95,3 +128,21 @@ class Prefetcher:
                     self.done.append(path)
             except Exception:  # a bad file or settings: the page will say so when it opens
                 log.info("prefetch of %s failed", path, exc_info=True)
+
+    def _task_step(self) -> None:
+        """One step of the first task with work (its failure is logged, the others go on)."""
+        for task in list(self._tasks):
+            if _pending(task):
+                try:
+                    task.step()
+                except Exception:
+                    log.warning("an idle task's step failed", exc_info=True)
+                return
+
+
+def _pending(task: IdleTask) -> bool:
+    try:
+        return bool(task.pending())
+    except Exception:
+        log.warning("an idle task could not say whether it has work", exc_info=True)
+        return False

@@ -26,11 +26,15 @@ def main(args: argparse.Namespace, project) -> int:
         from .events import tile_file
         from .page import CSS, build_annotate_app
         from .prefetch import Prefetcher
+        from .proposals import ProposalService
 
         prefetcher = Prefetcher(engine)
         tiles = TileServer(tile_file(project), max_pixels=engine.max_pixels)  # slides and large photos, by image id
-        return Page(build_annotate_app(engine, project, prefetcher), CSS, closers=[prefetcher.stop, tiles.close],
-                    routes=lambda app: install_routes(app, tiles))  # fmt: skip
+        proposals = ProposalService(engine, project, wake=prefetcher.wake,
+                                    enabled=not getattr(args, "no_background_proposals", False))  # fmt: skip
+        prefetcher.add_task(proposals)
+        return Page(build_annotate_app(engine, project, prefetcher, proposals), CSS,
+                    closers=[prefetcher.stop, tiles.close], routes=lambda app: install_routes(app, tiles))  # fmt: skip
 
     try:
         return serve(args, page)

@@ -63,7 +63,10 @@ def image_rows(project, state: AnnotateState, limit: int = LIST_LIMIT) -> list[l
 def progress_text(project) -> str:
     """'**3 / 10 done** · 1 skipped · 2 in progress · 14 objects' (+ missing / changed)."""
     p = project.progress()
-    parts = [f"**{p.done} / {p.total} done**", f"{p.skipped} skipped", f"{p.in_progress} in progress", f"{p.objects} objects"]
+    parts = [f"**{p.done + p.reviewed} / {p.total} done**", f"{p.skipped} skipped", f"{p.in_progress} in progress",
+             f"{p.objects} objects"]
+    if p.reviewed or p.needs_work:
+        parts[1:1] = [f"{p.reviewed} reviewed", f"{p.needs_work} need work"]
     if p.missing:
         parts.append(f"⚠️ {p.missing} missing")
     if p.unreadable:
@@ -74,10 +77,15 @@ def progress_text(project) -> str:
 
 
 def object_choices(records) -> list[tuple[str, int]]:
-    """Objects list entries: ('#1 lesion · BA-SAM · brushed', object id), bottom layer first."""
+    """Objects list entries: ('#1 lesion · BA-SAM · brushed · ann', object id), bottom layer
+    first; how it was made when not clicked (proposal, imported) and a reviewer's decision
+    ('✓ accepted', '✗ rejected: why') follow."""
     return [
-        (f"#{k} {r.label} · {SIDE_LABELS[r.provenance.side]}{' · brushed' if r.provenance.brushed else ''}"
-         f"{' · ' + r.provenance.annotator if r.provenance.annotator else ''}", r.id)
+        (f"#{k} {r.label} · {SIDE_LABELS.get(r.provenance.side, 'imported')}{' · brushed' if r.provenance.brushed else ''}"
+         f"{' · proposal' if r.provenance.source == 'proposal' else ''}"
+         f"{' · ' + r.provenance.annotator if r.provenance.annotator else ''}"
+         f"{' · ✓ accepted' if r.review == 'accepted' else ''}"
+         f"{' · ✗ rejected: ' + (r.review_reason or '') if r.review == 'rejected' else ''}", r.id)
         for k, r in enumerate(records, start=1)
     ]
 
@@ -96,7 +104,7 @@ def objects_layer(state: AnnotateState, records) -> Optional[dict]:
         return None
     w, h = session.image_size
     items = [
-        {"id": r.id, "n": k + 1, "label": r.label, "bbox": placed.bbox(r), "selected": r.id == state.selected,
+        {"id": r.id, "n": k + 1, "label": r.label, "bbox": placed.bbox(r), "selected": r.id == state.selected, "review": r.review,
          "colour": "#%02x%02x%02x" % OBJECT_COLOURS[k % len(OBJECT_COLOURS)]}
         for k, r in enumerate(records)
     ]
