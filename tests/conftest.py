@@ -31,6 +31,18 @@ def vit_t():
     return random_sam("vit_t", seed=0, device="cpu")
 
 
+@pytest.fixture(scope="module")
+def page_engine(vit_t, tmp_path_factory):
+    """The pages' engine around the session's random vit_t (images up to 1024 px), one per test
+    module, its cache kept warm between the module's tests (a test that counts encoder passes
+    makes a fresh one)."""
+    from basam_ui.web.common.engine import AppEngine
+
+    eng = AppEngine({"vit_t": lambda: vit_t}, max_size=1024, random_weights=True, work_dir=tmp_path_factory.mktemp("work"))
+    yield eng
+    eng.close()
+
+
 @pytest.fixture(scope="session")
 def vit_b():
     """A seeded random-weight SAM ViT-B on the CPU."""

@@ -14,23 +14,20 @@ from basam_ui.project import Project
 from basam_ui.web.annotate import events as annotate
 from basam_ui.web.annotate import view as annotate_view
 from basam_ui.web.annotate.events import AnnotateState
-from basam_ui.web.common.engine import AppEngine
 from basam_ui.web.annotate.prefetch import Prefetcher
-from basam_ui.web.common.session import AppError, Settings
+from basam_ui.web.common.session import AppError
 from project_util import make_images
+from page_util import SETTINGS, opened
 
 SIZES = {"a.png": (120, 160), "b.png": (100, 140), "c.png": (90, 120), "d.png": (80, 100)}
-SETTINGS = Settings("vit_t", 256, True, True, 0.1, False)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def engine(vit_t, tmp_path_factory) -> AppEngine:
-    eng = AppEngine({"vit_t": lambda: vit_t}, max_size=1024, random_weights=True, work_dir=tmp_path_factory.mktemp("work"))
-    yield eng
-    eng.close()
+def engine(page_engine):
+    return page_engine
 
 
 @pytest.fixture
@@ -38,10 +35,6 @@ def project(tmp_path):
     with Project.open(make_images(tmp_path / "images", SIZES), labels=["lesion", "background"]) as opened:
         yield opened
 
-
-def opened(engine, project, name="ann") -> AnnotateState:
-    state = annotate.first_image(engine, project, annotate.start(None, name))
-    return annotate.encode(engine, state, SETTINGS)
 
 
 def canvas(state: AnnotateState, points=(), box=None, strokes=()) -> dict:

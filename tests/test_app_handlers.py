@@ -38,11 +38,8 @@ def engine(vit_t, tmp_path) -> AppEngine:
 
 
 @pytest.fixture(scope="module")
-def warm(vit_t, tmp_path_factory) -> AppEngine:
-    """One engine for the tests that don't count encoder passes (its cache stays warm)."""
-    eng = AppEngine({"vit_t": lambda: vit_t}, max_size=1024, random_weights=True, work_dir=tmp_path_factory.mktemp("work"))
-    yield eng
-    eng.close()
+def warm(page_engine):
+    return page_engine
 
 
 @pytest.fixture(scope="module")

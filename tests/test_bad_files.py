@@ -172,12 +172,8 @@ def test_the_html_name_is_stored_as_its_characters(bad):
 
 
 @pytest.fixture(scope="module")
-def engine(vit_t, tmp_path_factory):
-    from basam_ui.web.common.engine import AppEngine
-
-    eng = AppEngine({"vit_t": lambda: vit_t}, max_size=1024, random_weights=True, work_dir=tmp_path_factory.mktemp("work"))
-    yield eng
-    eng.close()
+def engine(page_engine):
+    return page_engine
 
 
 def test_the_page_shows_an_unreadable_image_with_its_reason_and_moves_on(bad, engine):

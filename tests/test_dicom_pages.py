@@ -22,11 +22,11 @@ from basam_ui.web.annotate import events as annotate
 from basam_ui.web.common import events as common
 from basam_ui.web.common import window_events, windows
 from basam_ui.web.common.engine import AppEngine
-from basam_ui.web.common.session import AppError, Settings
+from basam_ui.web.common.session import AppError
 from basam_ui.web.compare import api
 from dicoms import LEAKS
+from page_util import SETTINGS
 
-SETTINGS = Settings("vit_t", 256, True, True, 0.1, False)
 STANDARD, HARDER = "linear:30000:40000", "linear:24000:16000"  # the mammogram's two windows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -20,21 +20,18 @@ from basam_ui.web.annotate import proposals as page_proposals
 from basam_ui.web.annotate import review as page_review
 from basam_ui.web.annotate.prefetch import Prefetcher
 from basam_ui.web.annotate.proposals import PageProposalSettings, ProposalService
-from basam_ui.web.common.engine import AppEngine
 from basam_ui.web.common.session import AppError, Settings
+from page_util import SETTINGS, opened
 
 SIZES = {"a.png": (120, 160), "b.png": (100, 140), "c.png": (90, 120)}
-SETTINGS = Settings("vit_t", 256, True, True, 0.1, False)
 LOOSE = PageProposalSettings(points_per_side=3, pred_iou_thresh=0.0, stability_score_thresh=0.0)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def engine(vit_t, tmp_path_factory) -> AppEngine:
-    eng = AppEngine({"vit_t": lambda: vit_t}, max_size=1024, random_weights=True, work_dir=tmp_path_factory.mktemp("work"))
-    yield eng
-    eng.close()
+def engine(page_engine):
+    return page_engine
 
 
 @pytest.fixture
@@ -42,10 +39,6 @@ def project(tmp_path):
     with Project.open(make_images(tmp_path / "images", SIZES), labels=["lesion", "background"]) as opened:
         yield opened
 
-
-def opened(engine, project, name="ann"):
-    state = annotate.first_image(engine, project, annotate.start(None, name))
-    return annotate.encode(engine, state, SETTINGS)
 
 
 def wait_for(condition, seconds: float = 90.0) -> None:

@@ -20,21 +20,18 @@ from basam_ui.web.annotate import events as annotate
 from basam_ui.web.annotate import view as annotate_view
 from basam_ui.web.common import events as common
 from basam_ui.web.common import fields
-from basam_ui.web.common.engine import AppEngine
-from basam_ui.web.common.session import AppError, Settings
+from basam_ui.web.common.session import AppError
 from slides import write_slide
+from page_util import SETTINGS, opened
 
-SETTINGS = Settings("vit_t", 256, True, True, 0.1, False)
 SIZE = (20_000, 16_000)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def engine(vit_t, tmp_path_factory) -> AppEngine:
-    eng = AppEngine({"vit_t": lambda: vit_t}, max_size=1024, random_weights=True, work_dir=tmp_path_factory.mktemp("work"))
-    yield eng
-    eng.close()
+def engine(page_engine):
+    return page_engine
 
 
 @pytest.fixture
@@ -45,10 +42,6 @@ def project(tmp_path):
     with Project.open(root, labels=["tumour", "stroma"]) as opened:
         yield opened
 
-
-def opened(engine, project) -> annotate.AnnotateState:
-    state = annotate.first_image(engine, project, annotate.start(None, "ann"))
-    return annotate.encode(engine, state, SETTINGS)
 
 
 def value(state, points=(), field_rev=None, view=None, strokes=()) -> dict:

@@ -23,6 +23,8 @@ from ..vocabulary import SETTING_NAMES, check_sizes, gb_to_bytes
 
 if TYPE_CHECKING:
     from ..segmenter import Segmenter
+    from .propose import ProposeOutcome
+
 
 def settings_for(names: Sequence[str], beta: float) -> tuple[tuple[str, BASAMConfig], ...]:
     """Named settings (`vocabulary.PRESETS`): vanilla SAM, BA-SAM (NSF + BM-AM), NSF only,
@@ -132,10 +134,8 @@ class Summary:
         self.encoded += outcome.encoded
         self.cached += outcome.cached
         self.failed += len(outcome.failed)
-        lines = [f"failed {outcome.path}, {why}" for why in outcome.failed]
-        if outcome.skipped is not None:
-            self.skipped += 1
-            lines.append(f"skipped {outcome.path}: {outcome.skipped}")
+        self.skipped += outcome.skipped is not None
+        lines = problem_lines(outcome)
         self.problems += lines
         return lines
 
@@ -150,6 +150,15 @@ class Summary:
             f"{self.skipped} skipped (unreadable), {self.failed} failed{lost}; "
             f"{self.seconds:.1f} s ({self.images_per_second:.3f} images/s)"
         )
+
+
+def problem_lines(outcome: "ImageOutcome | ProposeOutcome") -> list[str]:
+    """What went wrong with one image of a job, as lines to report: a "failed PATH, why" per
+    failed item, "skipped PATH: why" for an unreadable file."""
+    lines = [f"failed {outcome.path}, {why}" for why in outcome.failed]
+    if outcome.skipped is not None:
+        lines.append(f"skipped {outcome.path}: {outcome.skipped}")
+    return lines
 
 
 def run_jobs(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 from ..basam.config import BASAMConfig
 from ..vocabulary import Resolution, gb_to_bytes, parse_resolution
-from .precompute import settings_for
+from .precompute import problem_lines, settings_for
 
 if TYPE_CHECKING:
     from ..proposals import ProposalSet, ProposalSettings, RunProgress
@@ -144,10 +144,8 @@ def run_and_store(project, jobs: Sequence[ProposeJob], outcomes: Iterable[Propos
                 summary.masks += len(proposal_set.proposals)
             summary.stored += outcome.stored
             summary.failed += len(outcome.failed)
-            lines = [f"failed {outcome.path}, {why}" for why in outcome.failed]
-            if outcome.skipped is not None:
-                summary.skipped += 1
-                lines.append(f"skipped {outcome.path}: {outcome.skipped}")
+            summary.skipped += outcome.skipped is not None
+            lines = problem_lines(outcome)
             summary.problems += lines
             if bar is not None:
                 for line in lines:
