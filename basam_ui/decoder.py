@@ -24,23 +24,25 @@ def embed_prompts(
     boxes: Optional[torch.Tensor],
     mask_input: Optional[torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sparse (1, n, 256) and dense (1, 256, S/16, S/16) prompt embeddings for one image.
+    """Sparse (B, n, 256) and dense (1 or B, 256, S/16, S/16) prompt embeddings for B prompt
+    sets on one image (B = 1 for a click; the automatic mask generator's point grid sends many).
 
-    points (1, n, 2) and boxes (1, 4) are in the S x S input frame; labels (1, n) hold 1 for
-    foreground, 0 for background; mask_input is (1, 1, S/4, S/4) low-res logits.
+    points (B, n, 2) and boxes (B, 4) are in the S x S input frame; labels (B, n) hold 1 for
+    foreground, 0 for background; mask_input is (B, 1, S/4, S/4) low-res logits.
     Same arithmetic as `PromptEncoder.forward`, with input size S instead of 1024.
     """
     pe = prompt_encoder
     grid = size // 16
     input_size = (size, size)
     device = pe.no_mask_embed.weight.device
-    sparse = torch.empty((1, 0, pe.embed_dim), device=device)
+    batch = next((len(t) for t in (points, boxes, mask_input) if t is not None), 1)
+    sparse = torch.empty((batch, 0, pe.embed_dim), device=device)
     if points is not None:
         coords = points + 0.5  # pixel centres
         point_labels = labels
         if boxes is None:  # SAM pads a "not a point" token when there is no box
-            coords = torch.cat([coords, torch.zeros((1, 1, 2), device=device)], dim=1)
-            point_labels = torch.cat([labels, -torch.ones((1, 1), device=device)], dim=1)
+            coords = torch.cat([coords, torch.zeros((batch, 1, 2), device=device)], dim=1)
+            point_labels = torch.cat([labels, -torch.ones((batch, 1), device=device)], dim=1)
         emb = pe.pe_layer.forward_with_coords(coords, input_size)
         emb[point_labels == -1] = 0.0
         emb[point_labels == -1] += pe.not_a_point_embed.weight
@@ -75,8 +77,8 @@ def decode_masks(
     image_pe: Optional[torch.Tensor] = None,
     lean: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Low-res mask logits (1, C, S/4, S/4) and predicted IoUs (1, C) for an image embedding
-    (1, 256, S/16, S/16); prompts as in `embed_prompts`. `image_pe` is `dense_pe(...)` for
+    """Low-res mask logits (B, C, S/4, S/4) and predicted IoUs (B, C) for an image embedding
+    (1, 256, S/16, S/16) and B prompt sets as in `embed_prompts`. `image_pe` is `dense_pe(...)` for
     the embedding's grid (computed here when None). `lean` runs `lean_decoder`'s forward
     where the decoder has SAM's structure; False runs the decoder's own forward."""
     grid = embedding.shape[-1]

@@ -53,26 +53,33 @@ def lean_predict_masks(
     dense: torch.Tensor,
     multimask_output: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`mask_decoder(image_embedding, image_pe, sparse, dense, multimask_output)` for one image:
-    embedding, image_pe and dense (1, C, g, g), sparse (1, n, C) -> low-res logits (1, M, 4g, 4g)
-    and IoU predictions (1, M), M = 3 with `multimask_output`, else 1."""
+    """`mask_decoder(image_embedding, image_pe, sparse, dense, multimask_output)` for B prompt
+    sets on one image: embedding and image_pe (1, C, g, g), sparse (B, n, C), dense (1 or B,
+    C, g, g) -> low-res logits (B, M, 4g, 4g) and IoU predictions (B, M), M = 3 with
+    `multimask_output`, else 1. Each prompt set gets its own copy of the image side after the
+    first attention, so memory grows with B (about 4 g^2 x 256 floats per set)."""
     md = mask_decoder
-    tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight, sparse[0].to(md.iou_token.weight.dtype)])[None]
+    batch = sparse.shape[0]
+    output_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight])
+    tokens = torch.cat([output_tokens.expand(batch, -1, -1), sparse.to(output_tokens.dtype)], dim=1)
     grid = image_embedding.shape[-1]
-    keys = (image_embedding + dense).flatten(2)[0].t().contiguous()  # (N, C), row-major over the grid
-    key_pe = image_pe.flatten(2)[0].t().contiguous()
+    keys = (image_embedding + dense).flatten(2).transpose(1, 2).contiguous()  # (1 or B, N, C), row-major over the grid
+    key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()  # (1, N, C)
     queries, keys = _transformer(md.transformer, keys, key_pe, tokens)
     wanted = slice(1, None) if multimask_output else slice(0, 1)
-    mask_tokens = queries[0, 1 : 1 + md.num_mask_tokens][wanted]
+    mask_tokens = queries[:, 1 : 1 + md.num_mask_tokens][:, wanted]  # (B, M, C)
     first = 1 if multimask_output else 0
-    hyper = torch.stack([md.output_hypernetworks_mlps[first + i](t) for i, t in enumerate(mask_tokens)])  # (M, c)
-    masks = _upscale_and_project(md.output_upscaling, keys, grid, hyper)
+    hyper = torch.stack(
+        [md.output_hypernetworks_mlps[first + i](mask_tokens[:, i]) for i in range(mask_tokens.shape[1])], dim=1
+    )  # (B, M, c)
+    masks = _upscale_and_project(md.output_upscaling, keys.expand(batch, -1, -1), grid, hyper)
     iou = md.iou_prediction_head(queries[:, 0])[:, wanted]
-    return masks[None], iou
+    return masks, iou
 
 
 def _transformer(transformer: nn.Module, keys: torch.Tensor, key_pe: torch.Tensor, point_embedding: torch.Tensor):
-    """TwoWayTransformer.forward with the image side as (N, C): -> queries (1, T, C), keys (N, C)."""
+    """TwoWayTransformer.forward with the image side as (1 or B, N, C): -> queries (B, T, C),
+    keys (1 or B, N, C) (B after the first image -> tokens attention)."""
     queries = point_embedding
     for layer in transformer.layers:
         if layer.skip_first_layer_pe:
@@ -105,52 +112,51 @@ def _heads(attn: nn.Module) -> tuple[int, int]:
 
 
 def _tokens_to_image(attn: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """attn(q=q (1, T, C), k=k (N, C), v=v (N, C)) -> (1, T, C) without projecting k or v."""
+    """attn(q=q (B, T, C), k=k, v=v (1 or B, N, C)) -> (B, T, C) without projecting k or v."""
     heads, d = _heads(attn)
-    channels = k.shape[-1]
-    qh = attn.q_proj(q[0]).view(-1, heads, d)  # (T, h, d)
-    t = qh.shape[0]
+    batch, t, channels = q.shape
+    qh = attn.q_proj(q).view(batch, t, heads, d)
     w_k = attn.k_proj.weight.view(heads, d, channels)
-    # per head, q_h Wk_h: (h*T, C); q . bk is constant over the keys and leaves the softmax
-    folded_q = torch.einsum("thd,hdc->htc", qh, w_k).reshape(heads * t, channels) / math.sqrt(d)
-    probs = torch.softmax(folded_q.to(k.dtype) @ k.t(), dim=-1)  # (h*T, N)
-    pooled = (probs.to(v.dtype) @ v).view(heads, t, channels)  # (h, T, C): P x per head
+    # per head, q_h Wk_h: (B, h*T, C); q . bk is constant over the keys and leaves the softmax
+    folded_q = torch.einsum("bthd,hdc->bhtc", qh, w_k).reshape(batch, heads * t, channels) / math.sqrt(d)
+    probs = torch.softmax(folded_q.to(k.dtype) @ k.transpose(1, 2), dim=-1)  # (B, h*T, N)
+    pooled = (probs.to(v.dtype) @ v).view(batch, heads, t, channels)  # P x per head
     w_v = attn.v_proj.weight.view(heads, d, channels)
-    out = torch.einsum("htc,hdc->thd", pooled.to(w_v.dtype), w_v).reshape(t, heads * d) + attn.v_proj.bias
-    return attn.out_proj(out)[None]
+    out = torch.einsum("bhtc,hdc->bthd", pooled.to(w_v.dtype), w_v).reshape(batch, t, heads * d) + attn.v_proj.bias
+    return attn.out_proj(out)
 
 
 def _image_to_tokens(attn: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """attn(q=q (N, C), k=k (1, T, C), v=v (1, T, C)) -> (N, C) without projecting q or
+    """attn(q=q (1 or B, N, C), k=k, v=v (B, T, C)) -> (B, N, C) without projecting q or
     recombining heads: scores = q (Wq^T k) + bq . k, output = P (v Wo^T per head) + bo."""
     heads, d = _heads(attn)
     channels = q.shape[-1]
-    kh = attn.k_proj(k[0]).view(-1, heads, d)  # (T, h, d)
-    vh = attn.v_proj(v[0]).view(-1, heads, d)
-    t = kh.shape[0]
+    batch, t, _ = k.shape
+    kh = attn.k_proj(k).view(batch, t, heads, d)
+    vh = attn.v_proj(v).view(batch, t, heads, d)
     w_q = attn.q_proj.weight.view(heads, d, channels)
     scale = 1.0 / math.sqrt(d)
-    folded_k = torch.einsum("hdc,thd->cht", w_q, kh).reshape(channels, heads * t) * scale
-    score_bias = torch.einsum("hd,thd->ht", attn.q_proj.bias.view(heads, d), kh).reshape(heads * t) * scale
-    scores = torch.addmm(score_bias.to(q.dtype), q, folded_k.to(q.dtype))  # (N, h*T)
-    probs = torch.softmax(scores.view(-1, heads, t), dim=-1).view(-1, heads * t)
+    folded_k = torch.einsum("hdc,bthd->bcht", w_q, kh).reshape(batch, channels, heads * t) * scale
+    score_bias = torch.einsum("hd,bthd->bht", attn.q_proj.bias.view(heads, d), kh).reshape(batch, 1, heads * t) * scale
+    scores = torch.baddbmm(score_bias.to(q.dtype), q.expand(batch, -1, -1), folded_k.to(q.dtype))  # (B, N, h*T)
+    probs = torch.softmax(scores.view(batch, -1, heads, t), dim=-1).view(batch, -1, heads * t)
     w_out = attn.out_proj.weight  # (C, h*d)
-    folded_v = torch.einsum("thd,ehd->hte", vh, w_out.view(-1, heads, d)).reshape(heads * t, -1)
-    return torch.addmm(attn.out_proj.bias.to(probs.dtype), probs, folded_v.to(probs.dtype))
+    folded_v = torch.einsum("bthd,ehd->bhte", vh, w_out.view(-1, heads, d)).reshape(batch, heads * t, -1)
+    return torch.baddbmm(attn.out_proj.bias.to(probs.dtype), probs, folded_v.to(probs.dtype))
 
 
 def _upscale_and_project(upscaling: nn.Sequential, keys: torch.Tensor, grid: int, hyper: torch.Tensor) -> torch.Tensor:
-    """output_upscaling on keys (N, C) (the g x g grid, row-major), then hyper (M, c) . each
-    upscaled pixel -> (M, 4g, 4g), channels-last throughout."""
+    """output_upscaling on keys (B, N, C) (the g x g grid, row-major), then hyper (B, M, c) .
+    each upscaled pixel -> (B, M, 4g, 4g), channels-last throughout."""
     conv1, norm, act1, conv2, act2 = upscaling
-    x = _patch_matmul(conv1, _for_matmul(keys))  # (N * 4, C1): pixel (i, j), sub-pixel (a, b)
+    batch, m = hyper.shape[:2]
+    x = _patch_matmul(conv1, _for_matmul(keys.reshape(-1, keys.shape[-1])))  # (B N 4, C1): pixel (i, j), sub-pixel (a, b)
     x = act1(F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps))
-    x = act2(_patch_matmul(conv2, x))  # (N * 16, c): (i, j, a, b, a2, b2)
-    masks = x @ hyper.t().to(x.dtype)  # (N * 16, M)
-    m = hyper.shape[0]
+    x = act2(_patch_matmul(conv2, x))  # (B N 16, c): (i, j, a, b, a2, b2)
+    masks = x.view(batch, -1, x.shape[-1]) @ hyper.transpose(1, 2).to(x.dtype)  # (B, N 16, M)
     # output row 4i + 2a + a2, column 4j + 2b + b2
-    masks = masks.view(grid, grid, 2, 2, 2, 2, m).permute(6, 0, 2, 4, 1, 3, 5)
-    return masks.reshape(m, 4 * grid, 4 * grid)
+    masks = masks.view(batch, grid, grid, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
+    return masks.reshape(batch, m, 4 * grid, 4 * grid)
 
 
 def _patch_matmul(conv: nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:

@@ -133,6 +133,9 @@ OPEN_STATUSES = ("todo", "in_progress")  # what "next to do" hands out
 
 DATASET_FORMATS = ("coco", "png", "yolo")  # `basam-ui export --format`, the annotate page's export
 DATASET_FORMAT_LABELS = {"coco": "COCO (JSON)", "png": "PNG label maps", "yolo": "YOLO-seg"}
+IMPORT_FORMATS = ("coco", "yolo", "png", "labelme")  # `basam-ui import --format`: ours, and LabelMe JSON
+IMPORT_FORMAT_LABELS = {**DATASET_FORMAT_LABELS, "labelme": "LabelMe JSON (labelme, X-AnyLabeling)"}
+OBJECT_SOURCES = ("clicked", "proposal", "imported")  # how an object came to be (attributes.source)
 MASK_FORMATS = ("png", "rle", "polygons")  # one mask as a file (the compare page, `basam_ui.export`)
 MASK_FORMAT_LABELS = {"png": "PNG", "rle": "COCO RLE (JSON)", "polygons": "Polygons (JSON)"}
 MASK_FORMAT_SUFFIXES = {"png": ".png", "rle": ".rle.json", "polygons": ".polygons.json"}
