@@ -56,15 +56,28 @@ def lean_predict_masks(
     """`mask_decoder(image_embedding, image_pe, sparse, dense, multimask_output)` for one image:
     embedding, image_pe and dense (1, C, g, g), sparse (1, n, C) -> low-res logits (1, M, 4g, 4g)
     and IoU predictions (1, M), M = 3 with `multimask_output`, else 1."""
-    md = mask_decoder
+    wanted = slice(1, None) if multimask_output else slice(0, 1)
+    return _predict(mask_decoder, image_embedding, image_pe, sparse, dense, wanted)
+
+
+def lean_predict_all_masks(
+    mask_decoder: nn.Module, image_embedding: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All of the decoder's candidates in one pass, as SAM's `predict_masks`: low-res logits
+    (1, 4, 4g, 4g) and IoU predictions (1, 4); candidate 0 is the single-mask answer, 1..3
+    the multimask ones (what `onnx_decoder` exports)."""
+    return _predict(mask_decoder, image_embedding, image_pe, sparse, dense, slice(0, None))
+
+
+def _predict(md: nn.Module, image_embedding, image_pe, sparse, dense, wanted: slice) -> tuple[torch.Tensor, torch.Tensor]:
+    """The candidates `wanted` (a slice of the mask tokens) -> (1, M, 4g, 4g), (1, M)."""
     tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight, sparse[0].to(md.iou_token.weight.dtype)])[None]
     grid = image_embedding.shape[-1]
     keys = (image_embedding + dense).flatten(2)[0].t().contiguous()  # (N, C), row-major over the grid
     key_pe = image_pe.flatten(2)[0].t().contiguous()
     queries, keys = _transformer(md.transformer, keys, key_pe, tokens)
-    wanted = slice(1, None) if multimask_output else slice(0, 1)
     mask_tokens = queries[0, 1 : 1 + md.num_mask_tokens][wanted]
-    first = 1 if multimask_output else 0
+    first = wanted.start or 0
     hyper = torch.stack([md.output_hypernetworks_mlps[first + i](t) for i, t in enumerate(mask_tokens)])  # (M, c)
     masks = _upscale_and_project(md.output_upscaling, keys, grid, hyper)
     iou = md.iou_prediction_head(queries[:, 0])[:, wanted]

@@ -1,0 +1,162 @@
+"""The decoder exported to ONNX (basam_ui/onnx_decoder.py) gives PyTorch's logits, its cache
+and background export, and the embedding payload the browser receives."""
+
+from __future__ import annotations
+
+import functools
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from basam_ui.decoder import decode_masks
+from basam_ui.loading import random_sam
+from basam_ui.onnx_decoder import (
+    DecoderExport,
+    DecoderExports,
+    decoder_identity,
+    decoder_onnx_path,
+    embedding_from_payload,
+    embedding_payload,
+    prompt_arrays,
+    select_candidates,
+)
+from onnx_exports import exported_decoder
+
+ort = pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# prompts in the S x S input frame at S = 1024 (scaled for other S): name -> (points, labels, box, with a mask input)
+CASES = {
+    "point": ([[500, 300]], [1], None, False),
+    "points": ([[500, 300], [200, 600]], [1, 0], None, False),
+    "box": (None, None, [100, 150, 700, 600], False),
+    "box+points": ([[400, 380], [650, 200]], [1, 0], [100, 150, 700, 600], False),
+    "mask+point": ([[500, 300]], [1], None, True),
+    "mask": (None, None, None, True),
+}
+
+
+@functools.cache
+def session(path: Path) -> "ort.InferenceSession":
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(path: Path, embedding: torch.Tensor, points, labels, box, mask) -> tuple[np.ndarray, np.ndarray]:
+    coords, kinds = prompt_arrays(points, labels, box)
+    side = embedding.shape[-1] * 4
+    feeds = {
+        "image_embeddings": embedding.numpy(),
+        "point_coords": coords,
+        "point_labels": kinds,
+        "mask_input": mask.numpy() if mask is not None else np.zeros((1, 1, side, side), np.float32),
+        "has_mask_input": np.array([1.0 if mask is not None else 0.0], np.float32),
+    }
+    return tuple(session(path).run(None, feeds))
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("size", [1024, 2048])
+@pytest.mark.parametrize("model", ["vit_t", "vit_b"])
+def test_onnx_logits_match_pytorch(request, model: str, size: int, case: str) -> None:
+    sam = request.getfixturevalue(model)
+    path = exported_decoder(sam, size)
+    grid = size // 16
+    embedding = torch.randn(1, 256, grid, grid, generator=torch.Generator().manual_seed(size))
+    points, labels, box, with_mask = CASES[case]
+    scale = size / 1024
+    points = None if points is None else np.array(points, np.float32) * scale
+    labels = None if labels is None else np.array(labels, np.float32)
+    box = None if box is None else np.array(box, np.float32) * scale
+    points_t = None if points is None else torch.from_numpy(points)[None]
+    labels_t = None if labels is None else torch.from_numpy(labels)[None]
+    box_t = None if box is None else torch.from_numpy(box)[None]
+    mask = None
+    with torch.inference_mode():
+        if with_mask:  # an earlier click's best low-res logits, as the pages feed them back
+            earlier, scores = decode_masks(sam, embedding, torch.tensor([[[300.0, 200.0]]]) * scale, torch.ones(1, 1), None, None, True)
+            mask = earlier[:, int(scores.argmax())][:, None].clone()
+        low_res, iou = run_onnx(path, embedding, points, labels, box, mask)
+        assert low_res.shape == (1, 4, 4 * grid, 4 * grid) and iou.shape == (1, 4)
+        for multimask in (False, True):
+            want, want_iou = decode_masks(sam, embedding, points_t, labels_t, box_t, mask, multimask)
+            got, got_iou = select_candidates(low_res, iou, multimask)
+            want, want_iou = want.numpy(), want_iou.numpy()
+            assert got.shape == want.shape
+            span = float(want.max() - want.min())
+            error = float(np.abs(got - want).max())
+            assert error <= 1e-4 * span, f"{model} S={size} {case} multimask={multimask}: {error:.3g} of range {span:.3g}"
+            np.testing.assert_allclose(got_iou, want_iou, atol=1e-4, rtol=0)
+
+
+def test_prompt_arrays_follow_embed_prompts() -> None:
+    coords, kinds = prompt_arrays(np.array([[1.0, 2.0]]), np.array([1]), None)
+    assert coords.tolist() == [[[1.0, 2.0], [0.0, 0.0]]] and kinds.tolist() == [[1.0, -1.0]]  # padding point
+    coords, kinds = prompt_arrays(None, None, np.array([1.0, 2.0, 3.0, 4.0]))
+    assert coords.tolist() == [[[1.0, 2.0], [3.0, 4.0]]] and kinds.tolist() == [[2.0, 3.0]]  # no padding with a box
+    coords, kinds = prompt_arrays(None, None, None)
+    assert coords.shape == (1, 0, 2) and kinds.shape == (1, 0)
+
+
+def test_cache_path_names_the_model_and_size(tmp_path: Path, vit_t) -> None:
+    path = decoder_onnx_path("vit_b:0123456789abcdef", 2048, tmp_path)
+    assert path.parent == tmp_path and path.suffix == ".onnx"
+    assert "0123456789abcdef" in path.name and "s2048" in path.name and ":" not in path.name
+    assert decoder_onnx_path("vit_b:0123456789abcdef", 1024, tmp_path) != path
+    assert decoder_onnx_path("vit_b:fedcba9876543210", 2048, tmp_path) != path
+    assert decoder_identity(vit_t) == "vit_t:random-0"
+    with pytest.raises(ValueError, match="multiple of 16"):
+        decoder_onnx_path("vit_t:random-0", 1000, tmp_path)
+
+
+def test_unknown_model_is_named_by_its_decoder_weights() -> None:
+    first, second = random_sam("vit_t", seed=1, device="cpu"), random_sam("vit_t", seed=2, device="cpu")
+    del first.basam_info, second.basam_info  # as a model built by other code
+    assert decoder_identity(first).startswith("vit_t:weights-")
+    assert decoder_identity(first) != decoder_identity(second)
+
+
+def test_cached_file_is_ready_at_once(vit_t) -> None:
+    path = exported_decoder(vit_t, 1024)  # exported (or already there) by the background exporter
+    export = DecoderExports(vit_t, path.parent).for_size(1024)
+    assert export.ready and export.path == path and export._thread is None  # no second export
+
+
+def test_failed_export_reports_why_and_leaves_no_file(tmp_path: Path, vit_t, monkeypatch) -> None:
+    def broken_export(*args, **kwargs):
+        Path(args[2]).write_bytes(b"half a model")  # a partial file, then a failure
+        raise RuntimeError("Unsupported operator: aten::mystery\nmore detail")
+
+    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    export = DecoderExport(vit_t, 1024, tmp_path)
+    assert export.state == "idle"
+    export.start()
+    assert export.wait(timeout=60)
+    assert export.failed and not export.ready
+    assert export.error == "the mask decoder could not be exported to ONNX at S=1024: Unsupported operator: aten::mystery"
+    assert list(tmp_path.iterdir()) == []  # neither the cache file nor the temporary one
+
+
+def test_embedding_payload_is_float16_with_its_shape() -> None:
+    embedding = torch.randn(1, 256, 64, 64, generator=torch.Generator().manual_seed(0))
+    payload = embedding_payload(embedding)
+    assert len(payload) == 8 + 4 + 4 * 4 + 2 * 256 * 64 * 64  # 2 MiB + 28 bytes at S = 1024
+    assert payload[:8] == b"BASAMF16"
+    assert struct.unpack_from("<5I", payload, 8) == (4, 1, 256, 64, 64)
+    assert np.frombuffer(payload, "<f2", count=1, offset=28)[0] == np.float16(embedding[0, 0, 0, 0].item())
+    decoded = embedding_from_payload(payload)
+    assert decoded.dtype == np.float32 and decoded.shape == (1, 256, 64, 64)
+    np.testing.assert_allclose(decoded, embedding.numpy(), rtol=2**-11, atol=2**-24)
+    assert len(embedding_payload(torch.zeros(1, 256, 128, 128))) == 28 + 8 * 2**20  # 8 MiB at 2048
+
+
+def test_embedding_payload_refuses_values_float16_cannot_hold() -> None:
+    with pytest.raises(ValueError, match="float16"):
+        embedding_payload(torch.full((1, 256, 16, 16), 1e5))
+    with pytest.raises(ValueError, match="BASAMF16"):
+        embedding_from_payload(b"not a payload at all")
+
