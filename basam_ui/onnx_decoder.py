@@ -10,9 +10,11 @@ low-res pixel.
 
 Unlike `segment_anything.utils.onnx.SamOnnxModel` (1024-px point scaling, a 64 x 64 dense
 positional encoding), S comes from the embedding's shape: points are normalised by S and the
-dense positional encoding is computed in the graph for the S/16 grid (so the file does not
-carry a 16 MB table at S = 2048). The mask decoder runs `lean_decoder`'s forward where the
-decoder has SAM's structure (the same logits as `decoder.decode_masks`).
+dense positional encoding is computed in the graph for the S/16 grid (the file holds the
+grid's coordinates, 128 KB at S = 2048, not a 16 MB table). The mask decoder runs
+`lean_decoder`'s forward where the decoder has SAM's structure (the same logits as
+`decoder.decode_masks`). A server exports in the background, in a child process
+(`DecoderExports`), and decodes clicks itself until the file is ready.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import math
 import os
 import re
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -61,7 +65,8 @@ class DecoderForOnnx(nn.Module):
 
     def __init__(self, sam: nn.Module):
         super().__init__()
-        # copies: an export in a background thread never touches the modules the server decodes with
+        # float32 CPU copies (what is traced, and sent to the exporting child process), whatever
+        # the device and precision of the modules the server decodes with
         self.prompt_encoder = copy.deepcopy(sam.prompt_encoder).float().cpu().eval()
         self.mask_decoder = copy.deepcopy(sam.mask_decoder).float().cpu().eval()
         self.lean = supports_lean(self.mask_decoder)
@@ -160,15 +165,51 @@ def example_inputs(size: int, points: int = 2) -> tuple[torch.Tensor, ...]:
 
 def export_decoder(sam: nn.Module, size: int, path: str | os.PathLike) -> Path:
     """Export `sam`'s prompt encoder and mask decoder at S = `size` to the ONNX file `path`
-    (one self-contained file, about 17 MB in float32), written atomically: a temporary name
-    in the same folder, renamed when complete. The number of points is dynamic.
+    (one self-contained file, about 17 MB in float32), in this process. See `_export`.
+
+    Returns:
+        The path written.
+    """
+    return _export(DecoderForOnnx(sam), size, Path(path))
+
+
+def export_decoder_in_subprocess(sam: nn.Module, size: int, path: str | os.PathLike, timeout: float = 900.0) -> Path:
+    """`export_decoder` in a child Python process: the exporter switches global torch state
+    while it traces (e.g. turns oneDNN off) and holds the GIL for seconds, neither of which a
+    serving process should see. The decoder's modules go to the child in a private temporary
+    file. Raises ExportError with the child's one-line reason.
 
     Returns:
         The path written.
     """
     path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="basam-onnx-") as folder:
+        modules = Path(folder) / "decoder.pt"
+        torch.save(DecoderForOnnx(sam), modules)
+        # the child imports what this process imports (a Space runs basam_ui from its checkout)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        command = [sys.executable, "-m", "basam_ui.onnx_decoder", str(modules), str(size), str(path)]
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise ExportError(f"the export took over {timeout:.0f} s and was stopped") from None
+    if done.returncode != 0:
+        reasons = [line for line in done.stderr.splitlines() if line.startswith(_REASON)]
+        raise ExportError(reasons[-1][len(_REASON) :] if reasons else f"the export process ended with code {done.returncode}")
+    return path
+
+
+class ExportError(RuntimeError):
+    """The decoder could not be exported to ONNX (the message says why, in one line)."""
+
+
+_REASON = "export failed: "
+
+
+def _export(model: nn.Module, size: int, path: Path) -> Path:
+    """torch.onnx.export of a `DecoderForOnnx` at S = `size`, the number of points dynamic,
+    written atomically: a temporary name in `path`'s folder, renamed when complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = DecoderForOnnx(sam)
     points = torch.export.Dim("points", min=0)
     dynamic = {name: None for name in INPUT_NAMES}
     dynamic["point_coords"] = {1: points}
@@ -189,6 +230,27 @@ def export_decoder(sam: nn.Module, size: int, path: str | os.PathLike) -> Path:
         if os.path.exists(temp):
             os.unlink(temp)
     return path
+
+
+def _root_cause(exc: BaseException) -> str:
+    """'Type: first line' of the innermost cause (torch.onnx wraps the real one in advice)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """The child of `export_decoder_in_subprocess`: MODULES_FILE SIZE PATH."""
+    modules, size, path = argv if argv is not None else sys.argv[1:]
+    torch.set_num_threads(1)  # tracing is Python work; leave the cores to the server
+    try:
+        model = torch.load(modules, weights_only=False)  # our own file, written by the parent just now
+        _export(model, int(size), Path(path))
+    except Exception as exc:  # reported to the parent in one line
+        print(_REASON + _root_cause(exc), file=sys.stderr)
+        return 1
+    return 0
 
 
 def decoder_identity(sam: nn.Module) -> str:
@@ -212,9 +274,13 @@ def decoder_onnx_path(model_identity: str, size: int, folder: str | os.PathLike)
     return Path(folder) / f"decoder-{safe}-s{check_size(size)}-v{EXPORT_VERSION}.onnx"
 
 
+_ONE_EXPORT_AT_A_TIME = threading.Lock()  # each export is a process of ~1.2 GB peak; one at a time
+
+
 class DecoderExport:
-    """One model's decoder exported at one S in a background thread, so a server can decode
-    clicks itself until the file is ready.
+    """One model's decoder exported at one S in the background (a thread waiting on a child
+    process, `export_decoder_in_subprocess`), so a server can decode clicks itself until the
+    file is ready.
 
     `start()` begins the export (once; at once "ready" when the cached file exists); `state` is
     "idle", "exporting", "ready" or "failed", with `error` saying why it failed and `seconds`
@@ -262,9 +328,10 @@ class DecoderExport:
     def _run(self) -> None:
         started = time.perf_counter()
         try:
-            export_decoder(self._sam, self.size, self.path)
+            with _ONE_EXPORT_AT_A_TIME:
+                export_decoder_in_subprocess(self._sam, self.size, self.path)
         except Exception as exc:  # any failure means: keep decoding on the server, and say why
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = str(exc) if isinstance(exc, ExportError) else _root_cause(exc)
             self.error = f"the mask decoder could not be exported to ONNX at S={self.size}: {reason}"
             self.state = "failed"
         else:
@@ -320,3 +387,7 @@ def embedding_from_payload(payload: bytes) -> np.ndarray:
     shape = struct.unpack_from(f"<{ndim}I", payload, 12)
     offset = 12 + 4 * ndim
     return np.frombuffer(payload, dtype="<f2", offset=offset, count=int(np.prod(shape))).reshape(shape).astype(np.float32)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from basam_ui import onnx_decoder
 from basam_ui.decoder import decode_masks
 from basam_ui.loading import random_sam
 from basam_ui.onnx_decoder import (
@@ -23,7 +24,7 @@ from basam_ui.onnx_decoder import (
     prompt_arrays,
     select_candidates,
 )
-from onnx_exports import exported_decoder
+from onnx_exports import Unexportable, exported_decoder
 
 ort = pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -120,25 +121,41 @@ def test_unknown_model_is_named_by_its_decoder_weights() -> None:
     assert decoder_identity(first) != decoder_identity(second)
 
 
-def test_cached_file_is_ready_at_once(vit_t) -> None:
-    path = exported_decoder(vit_t, 1024)  # exported (or already there) by the background exporter
-    export = DecoderExports(vit_t, path.parent).for_size(1024)
-    assert export.ready and export.path == path and export._thread is None  # no second export
+def test_background_export_runs_in_a_child_process_and_is_then_cached(tmp_path: Path, vit_t) -> None:
+    export = DecoderExports(vit_t, tmp_path).for_size(512)
+    assert export.state == "exporting" and not export.ready  # the server decodes meanwhile
+    assert export.wait(timeout=600)
+    assert export.ready and export.error is None and export.seconds > 0, export.error
+    assert export.path == decoder_onnx_path("vit_t:random-0", 512, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [export.path.name]  # no temporary file left
+    embedding = torch.randn(1, 256, 32, 32, generator=torch.Generator().manual_seed(1))
+    points, labels = np.array([[200.0, 120.0]], np.float32), np.array([1.0], np.float32)
+    low_res, iou = run_onnx(export.path, embedding, points, labels, None, None)
+    with torch.inference_mode():
+        want, _ = decode_masks(vit_t, embedding, torch.from_numpy(points)[None], torch.from_numpy(labels)[None], None, None, True)
+    got, _ = select_candidates(low_res, iou, True)
+    assert np.abs(got - want.numpy()).max() <= 1e-4 * float(want.max() - want.min())
+    again = DecoderExports(vit_t, tmp_path).for_size(512)  # e.g. after a restart
+    assert again.ready and again._thread is None  # the cached file, no second export
 
 
 def test_failed_export_reports_why_and_leaves_no_file(tmp_path: Path, vit_t, monkeypatch) -> None:
-    def broken_export(*args, **kwargs):
-        Path(args[2]).write_bytes(b"half a model")  # a partial file, then a failure
-        raise RuntimeError("Unsupported operator: aten::mystery\nmore detail")
-
-    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    monkeypatch.setattr(onnx_decoder, "DecoderForOnnx", Unexportable)  # what the child process is sent
     export = DecoderExport(vit_t, 1024, tmp_path)
     assert export.state == "idle"
     export.start()
-    assert export.wait(timeout=60)
+    assert export.wait(timeout=300)
     assert export.failed and not export.ready
-    assert export.error == "the mask decoder could not be exported to ONNX at S=1024: Unsupported operator: aten::mystery"
+    assert export.error.startswith("the mask decoder could not be exported to ONNX at S=1024: GuardOnDataDependentSymNode:")
+    assert "\n" not in export.error
     assert list(tmp_path.iterdir()) == []  # neither the cache file nor the temporary one
+
+
+def test_export_failure_in_this_process_names_the_root_cause(tmp_path: Path, vit_t) -> None:
+    with pytest.raises(Exception) as caught:
+        onnx_decoder._export(Unexportable(vit_t), 1024, tmp_path / "decoder.onnx")
+    assert onnx_decoder._root_cause(caught.value).startswith("GuardOnDataDependentSymNode: Could not guard")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_embedding_payload_is_float16_with_its_shape() -> None:
