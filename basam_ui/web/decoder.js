@@ -24,7 +24,6 @@
   "use strict";
 
   const MAGIC = "BASAMF16";
-  const INPUTS = ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input"];
   let ortLoading = null;
 
   // ONNX Runtime Web from its script URL: a .mjs by import(), else the UMD build by <script>.
@@ -253,8 +252,8 @@
       const side = decoded.side;
       const logits = decoded.lowRes.subarray(index * side * side, (index + 1) * side * side);
       // logits_to_image crops ceil(h / 4) + 1 low-res rows (and columns) before resizing
-      const rows = this._taps(r.y, r.height / outHeight, h / (4 * H), outHeight, Math.min(Math.ceil(h / 4) + 1, side));
-      const cols = this._taps(r.x, r.width / outWidth, w / (4 * W), outWidth, Math.min(Math.ceil(w / 4) + 1, side));
+      const rows = this._taps(r.y, r.height / outHeight, (4 * H) / h, outHeight, Math.min(Math.ceil(h / 4) + 1, side));
+      const cols = this._taps(r.x, r.width / outWidth, (4 * W) / w, outWidth, Math.min(Math.ceil(w / 4) + 1, side));
       const image = new ImageData(outWidth, outHeight);
       const px = image.data;
       for (let j = 0; j < outHeight; j++) {
@@ -282,10 +281,11 @@
     // Per output pixel along one axis: the two low-res taps and the weight of the second,
     // as PyTorch's upsample_bilinear2d (align_corners=False) computes them in float32.
     // start: the region's first original pixel; step: original pixels per output pixel;
-    // lowPerOriginal: h / (4 H); count: output pixels; size: low-res pixels available.
-    _taps(start, step, lowPerOriginal, count, size) {
+    // scale: logits_to_image's scale factor 4 H / h; count: output pixels; size: low-res
+    // pixels available.
+    _taps(start, step, scale, count, size) {
       const f = Math.fround;
-      const ratio = f(step * lowPerOriginal); // low-res pixels per output pixel
+      const ratio = f(step / scale); // low-res pixels per output pixel; at 1:1 PyTorch's 1 / scale
       const offset = start / step; // the region's start in output pixels
       const i0 = new Int32Array(count), i1 = new Int32Array(count), l1 = new Float32Array(count);
       for (let j = 0; j < count; j++) {
