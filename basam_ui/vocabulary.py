@@ -154,3 +154,9 @@ DEFAULT_DISK_GB = 50.0  # bound on a disk cache folder (--cache-disk-gb)
 def gb_to_bytes(gb: float) -> int:
     """Gigabytes (GiB, as the options mean them) to bytes."""
     return int(float(gb) * GB)
+
+# -- decoding in the browser --------------------------------------------------------------
+
+# the largest S whose embedding goes to the browser (fp16: 2 MiB per side at 1024, 8 MiB at
+# 2048, 32 MiB at 4096); above it the server decodes the clicks
+BROWSER_DECODE_MAX_SIZE = 2048

@@ -102,7 +102,7 @@ def memory_child(size: int, batch: int, device: str) -> int:
     """Peak bytes one decoder call of `batch` points adds at S = `size` (run in a fresh process on CPU)."""
     from basam_ui.basam.config import BASAMConfig
     from basam_ui.cache import EmbeddingKey
-    from basam_ui.loading import random_sam
+    from basam_ui.models import random_sam
     from basam_ui.proposals import segmenter_decoder
     from basam_ui.segmenter import ImageEmbedding, Segmenter
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from basam_ui.basam.config import BASAMConfig
-    from basam_ui.loading import random_sam
+    from basam_ui.models import random_sam
     from basam_ui.proposals import ProposalSettings
     from basam_ui.segmenter import Segmenter
 
