@@ -359,6 +359,11 @@ class DecoderExports:
                 found = self._exports[size] = DecoderExport(self.sam, size, self.folder)
         return found.start()
 
+    def started(self, size: int) -> Optional[DecoderExport]:
+        """The export at S = `size` when `for_size` has started it, else None (starts nothing)."""
+        with self._lock:
+            return self._exports.get(check_size(size))
+
 
 # -- the embedding for the browser ----------------------------------------------------------
 

@@ -26,14 +26,19 @@
   const MAGIC = "BASAMF16";
   let ortLoading = null;
 
-  // ONNX Runtime Web from its script URL: a .mjs by import(), else the UMD build by <script>.
+  // ONNX Runtime Web from its script URL: a .mjs by import(), else the UMD build by <script>
+  // (in a Web Worker, which has no document, by importScripts).
   function loadOrt(ortUrl, numThreads = 1) {
     if (!ortLoading) {
       ortLoading = (async () => {
-        const url = new URL(ortUrl, document.baseURI);
+        const inPage = typeof document !== "undefined";
+        const url = new URL(ortUrl, inPage ? document.baseURI : globalThis.location.href);
         let ort = globalThis.ort;
         if (!ort && url.pathname.endsWith(".mjs")) {
           ort = await import(url.href);
+        } else if (!ort && !inPage) {
+          importScripts(url.href);
+          ort = globalThis.ort;
         } else if (!ort) {
           await new Promise((resolve, reject) => {
             const script = document.createElement("script");
@@ -118,11 +123,13 @@
 
   // One ONNX Runtime session per model URL: {ort, session, run(feeds)}, runs one at a time.
   const models = new Map();
-  function loadModel({ ortUrl, modelUrl, size, numThreads = 1, onProgress = null }) {
+  // modelBytes: the model file when the caller has fetched it already (else it is fetched here).
+  function loadModel({ ortUrl, modelUrl, size, numThreads = 1, onProgress = null, modelBytes = null }) {
     if (!models.has(modelUrl)) {
       const loading = (async () => {
         const ort = await loadOrt(ortUrl, numThreads);
-        const bytes = await fetchBytes(modelUrl, onProgress && ((loaded, total) => onProgress("model", loaded, total)));
+        const bytes = modelBytes
+          || await fetchBytes(modelUrl, onProgress && ((loaded, total) => onProgress("model", loaded, total)));
         const session = await ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: ["wasm"] });
         let queue = Promise.resolve();
         const run = (feeds) => {
@@ -151,8 +158,9 @@
 
   class BrowserDecoder {
     // options: ortUrl, modelUrl, embedding (URL or ArrayBuffer of an embedding payload),
-    // size (S), inputSize [h, w], originalSize [H, W]; optional numThreads, and
-    // onProgress(what, loaded, total) with what "model" or "embedding".
+    // size (S), inputSize [h, w], originalSize [H, W]; optional numThreads, modelBytes (the
+    // model file, fetched already), and onProgress(what, loaded, total) with what "model" or
+    // "embedding".
     static async create(options) {
       const { embedding, onProgress } = options;
       const bytes = typeof embedding === "string"
@@ -249,26 +257,43 @@
       const r = region || { x: 0, y: 0, width: W, height: H };
       outWidth = outWidth || Math.round(r.width);
       outHeight = outHeight || Math.round(r.height);
+      const bits = this.maskBits(decoded, index, r, outWidth, outHeight);
+      const image = new ImageData(outWidth, outHeight);
+      const px = image.data;
+      for (let p = 0; p < bits.length; p++) {
+        if (bits[p]) {
+          const at = 4 * p;
+          px[at] = color[0]; px[at + 1] = color[1]; px[at + 2] = color[2]; px[at + 3] = color[3];
+        }
+      }
+      return image;
+    }
+
+    // Candidate `index` of `decoded` as outWidth x outHeight bytes, 1 inside the mask (logits
+    // > 0) and 0 outside, for `region` (original pixels; default the whole image): maskImage's
+    // pixels without the colours.
+    maskBits(decoded, index, region = null, outWidth = null, outHeight = null) {
+      const [h, w] = this.inputSize;
+      const [H, W] = this.originalSize;
+      const r = region || { x: 0, y: 0, width: W, height: H };
+      outWidth = outWidth || Math.round(r.width);
+      outHeight = outHeight || Math.round(r.height);
       const side = decoded.side;
       const logits = decoded.lowRes.subarray(index * side * side, (index + 1) * side * side);
       // logits_to_image crops ceil(h / 4) + 1 low-res rows (and columns) before resizing
       const rows = this._taps(r.y, r.height / outHeight, (4 * H) / h, outHeight, Math.min(Math.ceil(h / 4) + 1, side));
       const cols = this._taps(r.x, r.width / outWidth, (4 * W) / w, outWidth, Math.min(Math.ceil(w / 4) + 1, side));
-      const image = new ImageData(outWidth, outHeight);
-      const px = image.data;
+      const bits = new Uint8Array(outWidth * outHeight);
       for (let j = 0; j < outHeight; j++) {
-        const top = rows.i0[j] * side, bottom = rows.i1[j] * side, ly1 = rows.l1[j], ly0 = 1 - ly1;
+        const top = rows.i0[j] * side, bottom = rows.i1[j] * side, ly1 = rows.l1[j], ly0 = 1 - ly1, row = j * outWidth;
         for (let i = 0; i < outWidth; i++) {
           const a = cols.i0[i], b = cols.i1[i], lx1 = cols.l1[i], lx0 = 1 - lx1;
           const value = ly0 * (lx0 * logits[top + a] + lx1 * logits[top + b])
             + ly1 * (lx0 * logits[bottom + a] + lx1 * logits[bottom + b]);
-          if (value > 0) {
-            const at = 4 * (j * outWidth + i);
-            px[at] = color[0]; px[at + 1] = color[1]; px[at + 2] = color[2]; px[at + 3] = color[3];
-          }
+          if (value > 0) bits[row + i] = 1;
         }
       }
-      return image;
+      return bits;
     }
 
     // maskImage drawn into `canvas` (its 2-D context) at (0, 0); returns the ImageData.

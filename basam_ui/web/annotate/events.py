@@ -302,6 +302,7 @@ def commit(
     if canvas and common.canvas_prompts(canvas) != session.prompts:  # an answer still on its way
         state = set_prompts(engine, state, canvas, settings, progress)
         session = state.session
+    session = common.server_masks(engine, session, why="the commit")  # the browser drew them: full resolution here
     result = session.side(state.side)
     if result is None or result.mask is None:
         raise AppError("click the image (or draw a box) first: there is no mask to commit")

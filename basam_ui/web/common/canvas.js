@@ -6,7 +6,12 @@
 // not by replacing its functions:
 //   hooks.layers: fn(v) drawn after the image and the masks, under the prompts (the context
 //     is in screen space, CSS px; `imageSpace()` switches to image pixels);
-//   hooks.drawn: fn(v) after each draw (e.g. a status line of the extension's own).
+//   hooks.drawn: fn(v) after each draw (e.g. a status line of the extension's own);
+//   hooks.prompt: fn(v, t0) when the prompts changed (v: the new value, t0: the gesture's
+//     time), before the "prompt" event is sent: returning true takes the change over (the
+//     extension triggers "prompt" itself later; decode.js decodes the click first);
+//   hooks.masks: fn(m) when a `masks` value arrives: returning true means it is handled (or
+//     stale) and the canvas leaves its masks as they are.
 // They may read `st`, `ctx`, `value()`, `toCanvas`, `toImage` and call `draw()`, `setView()`.
 const root = element.querySelector('.bc-root');
 const stage = root.querySelector('.bc-stage');
@@ -23,7 +28,7 @@ const st = {
   drag: null, space: false, hover: false, pending: new Map(), latency: [], drawn: 0, maskTicket: 0,
 };
 
-const hooks = {layers: [], drawn: []};
+const hooks = {layers: [], drawn: [], prompt: [], masks: []};
 
 const resolve = u => (u.includes(':') || u.startsWith('/')) ? u
   : ((window.gradio_config && window.gradio_config.root) || '.') + '/' + u;
@@ -142,7 +147,8 @@ function dropLayers() {  // free the decoded layers of the masks being replaced
 }
 async function setMasks(m) {
   // the masks prop last set wins, even when an earlier one finishes decoding after it
-  const ticket = ++st.maskTicket;
+  const ticket = ++st.maskTicket;  // (an earlier answer still decoding is dropped either way)
+  if (hooks.masks.some(take => take(m))) return;
   if (!m || !m.png) {
     st.masks = null; dropLayers(); draw(); st.drawn++; root.dataset.drawn = st.drawn; return;
   }
@@ -254,6 +260,7 @@ function commit(points, boxes, t0) {
   props.value = {...v, points, boxes, rev};
   st.pending.set(rev, {t0});
   draw();
+  if (hooks.prompt.some(take => take(props.value, t0))) return;
   trigger('prompt', {rev});
 }
 function undo(t0) {
