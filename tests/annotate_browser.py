@@ -33,7 +33,8 @@ def make_project(root: Path, count: int) -> Path:
 def serve_project(folder: Path, log_dir: Path, labels: str = "lesion,vessel"):
     """`basam-ui annotate FOLDER` with random vit_t weights at S=... (a context manager)."""
     command = [sys.executable, "-m", "basam_ui", "annotate", str(folder), "--labels", labels, "--random-weights",
-               "--model", "vit_t", "--device", "cpu", "--max-size", "1024", "--port", "{port}"]
+               "--model", "vit_t", "--device", "cpu", "--max-size", "1024", "--port", "{port}",
+               "--decode", "server"]  # the server's decoding (the browser's: test_decode_page_browser.py)
     return serve(command, log_dir=log_dir, cwd=REPO, timeout=180, env=SERVER_ENV)
 
 

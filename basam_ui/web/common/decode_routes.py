@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .browser_decode import ROUTE
 
@@ -118,9 +118,9 @@ def _login_check(app) -> Callable:
     """Gradio's own login check (its /login_check endpoint, a FastAPI dependency that lets
     everyone through when the server has no logins). Should a Gradio version lack it, a check
     that refuses every request on a server with logins."""
-    for route in app.routes:
-        if getattr(route, "path", None) == LOGIN_CHECK and getattr(route, "endpoint", None) is not None:
-            return route.endpoint
+    found = _find_endpoint(app.routes, LOGIN_CHECK)
+    if found is not None:
+        return found
 
     def refuse_with_logins():
         from fastapi import HTTPException
@@ -129,3 +129,16 @@ def _login_check(app) -> Callable:
             raise HTTPException(401, "Not authenticated")
 
     return refuse_with_logins
+
+
+def _find_endpoint(routes, path: str) -> Optional[Callable]:
+    """The endpoint of the route at `path` among `routes`, looking into included routers
+    (FastAPI may keep an included router whole, as an object holding its routes)."""
+    for route in routes:
+        if getattr(route, "path", None) == path and getattr(route, "endpoint", None) is not None:
+            return route.endpoint
+        inner = getattr(route, "original_router", None) or route
+        found = _find_endpoint(inner.routes, path) if inner is not route or hasattr(route, "routes") else None
+        if found is not None:
+            return found
+    return None

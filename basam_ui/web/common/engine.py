@@ -23,7 +23,7 @@ import numpy as np
 from ...basam.config import BASAMConfig
 from ...prompts import Prompts
 from ...vocabulary import (
-    DEFAULT_CACHE_GB, DEFAULT_DECODE, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_PRECISION, DEFAULT_SIZE, MIN_SIZE,
+    DEFAULT_CACHE_GB, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_PRECISION, DEFAULT_SIZE, MIN_SIZE,
     NATIVE, SIZES, gb_to_bytes,
 )  # fmt: skip
 from .browser_decode import BrowserDecoding
@@ -42,7 +42,9 @@ class AppEngine:
     put the models on the CPU, and the encode runs under `gpu`, moving the model to `device`
     inside it (gpu_work.GpuWork); the decode stays on the CPU here. `decode` ("auto",
     "browser", "server") says where clicks are decoded (`browser`, a BrowserDecoding; the
-    exported decoders go to `decoder_dir`, by default a folder of the work folder).
+    exported decoders go to `decoder_dir`, by default a folder of the work folder); "server"
+    by default here, so an engine made in code exports nothing (the command line's default
+    is "auto": `serve.engine_from_args`).
     `decodes` counts the sides this engine decoded (clicks the browser decoded add none).
     """
 
@@ -61,7 +63,7 @@ class AppEngine:
         random_weights: bool = False,
         work_dir: Optional[str | Path] = None,
         gpu: Optional[GPUDecorator] = None,
-        decode: str = DEFAULT_DECODE,
+        decode: str = "server",
         decoder_dir: Optional[str | Path] = None,
     ):
         from ...cache import EmbeddingCache
