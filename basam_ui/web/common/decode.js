@@ -334,5 +334,6 @@ hooks.masks.push(m => {
 });
 watch('decoder', onOffer);
 root.bc.decoder = () => ({here: decodesHere(value()), why: serverWhy(), offer: dec.offer, loading: dec.loading,
-                          shown: dec.shown && {rev: dec.shown.rev, choice: dec.shown.choice}});
+                          shown: dec.shown && {rev: dec.shown.rev, choice: dec.shown.choice,
+                                               view: dec.shown.view && [dec.shown.view.ask.width, dec.shown.view.ask.height]}});
 onOffer();
