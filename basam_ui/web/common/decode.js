@@ -13,13 +13,14 @@
 const DECODE_SIDES = ['sam', 'basam'];
 const IOU_GRID = 1024;  // long side of the grid the IoU between the two sides is measured on
 const RERENDER_MS = 80;  // after a pan or zoom, the masks are drawn again at the new resolution
+const RETRY_MS = 15000;  // a decoder that failed to load is tried again after this long
 const dec = {
   offer: null,  // props.decoder (browser_decode.BrowserDecoding.offer)
   supported: typeof WebAssembly === 'object' && typeof Worker === 'function',
   workers: null, have: {sam: new Set(), basam: new Set()},  // embedding URLs each worker holds
   loading: null,  // {key, model: [loaded, total], sam: [...], basam: [...]}
   models: new Map(),  // model URL -> Promise of its bytes (fetched once, for both workers)
-  failed: '', polling: false, seq: 0, replies: new Map(),
+  failed: '', failedAt: 0, polling: false, seq: 0, replies: new Map(),
   shown: null,  // the masks drawn from the browser: {rev, url, ids, choice, count, view, values, layers}
   rerender: null,
 };
@@ -36,6 +37,8 @@ function worker(side) {
     w.onmessage = ev => reply(side, ev.data);
     w.onerror = ev => {
       dec.failed = `the decoder's worker failed (${ev.message || 'error'})`;
+      dec.failedAt = performance.now();
+      w.terminate(); delete dec.workers[side]; dec.have[side].clear();  // a fresh one on the next try
       for (const [key, waiting] of dec.replies) if (key.startsWith(side + ':')) { dec.replies.delete(key); waiting.fail(new Error(dec.failed)); }
       showLine();
     };
@@ -65,7 +68,10 @@ function onOffer() {
   const o = props.decoder || null;
   const before = dec.offer;
   dec.offer = o;
-  if (o && before && o.sides && before.sides && DECODE_SIDES.some(s => o.sides[s].url !== before.sides[s].url)) dec.failed = '';
+  // after a failure, try again with other embeddings, or with the same ones a while later (an
+  // embedding evicted from the server's cache is there again once the server re-encoded it)
+  const other = o && before && o.sides && before.sides && DECODE_SIDES.some(s => o.sides[s].url !== before.sides[s].url);
+  if (dec.failed && (other || performance.now() - dec.failedAt > RETRY_MS)) dec.failed = '';
   if (o && o.mode === 'browser' && !o.why && dec.supported) {
     if (o.state === 'exporting') poll(o);
     else if (o.state === 'ready') load(o);
@@ -125,6 +131,7 @@ async function load(o) {
     }, ['loaded']).loaded.then(() => dec.have[side].add(urls[side]))));
   } catch (error) {
     dec.failed = `the browser could not load the decoder (${error.message})`;
+    dec.failedAt = performance.now();
   }
   if (dec.loading && dec.loading.key === key) dec.loading = null;
   showLine();
