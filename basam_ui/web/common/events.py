@@ -38,7 +38,7 @@ from .session import (
 
 def compute(
     engine: AppEngine, session: Session, settings: Settings, progress: Progress = no_progress,
-    why: str = "the settings changed (clicks decode in the browser)",
+    why: str = "the settings changed: the masks were decoded again here",
 ) -> Session:
     """Both sides for the session's image, prompts and ground truth under `settings`: the
     handler after an upload and for every settings change. Embeddings come from the cache
