@@ -106,10 +106,12 @@ class BrowserDecoding:
 
         with self._lock:
             exports = self._exports.get(model_type)
-            if exports is None:
-                if not start:
-                    return None
-                exports = self._exports[model_type] = DecoderExports(self.sam_of(model_type), self.folder)
+        if exports is None:
+            if not start:
+                return None
+            sam = self.sam_of(model_type)  # (outside the lock: it may load the model)
+            with self._lock:
+                exports = self._exports.setdefault(model_type, DecoderExports(sam, self.folder))
         return exports.for_size(size) if start else exports.started(size)
 
     def server_reason(self, session: Session, start: bool = False) -> str:
