@@ -118,6 +118,32 @@ def test_a_click_the_browser_decoded_is_stored_without_a_decode(engine, image_pa
     assert "Decoder: **server**" in common.status_text(plain)
 
 
+def test_prompts_the_page_is_still_decoding_wait_for_its_record(engine, image_path):
+    """A queued event may carry a value whose prompts the page is decoding (marked pending):
+    the server neither decodes nor stores them; the page's record follows. A commit (the
+    annotate page's) or a download carries its prompts and decodes them here."""
+    from basam_ui.web.annotate import events as annotate
+
+    session = encoded(engine, image_path)
+    pending = canvas_with(session, [(150, 100, 1)], 1, {"by": "browser", "rev": 1, "pending": True})
+    assert common.set_prompts(engine, session, pending, settings()) is session and engine.decodes == 0
+    stale = canvas_with(session, [(150, 100, 1)], 2, {"by": "browser", "rev": 1, "pending": True})  # not for this rev
+    assert common.set_prompts(engine, session, stale, settings()).basam.masks is not None and engine.decodes == 2
+
+    class NoProject:  # the commit's store calls are not what this checks
+        def labels(self):
+            return ["lesion"]
+
+        def commit_object(self, image_id, mask, label, provenance, replaces=None, holder=None):
+            self.mask, self.prompts = mask, provenance.prompts
+            return type("Record", (), {"id": 1})()
+
+    project = NoProject()
+    state = annotate.AnnotateState(holder="h", annotator="ana", image_id=1, session=session)
+    annotate.commit(engine, project, state, pending, "lesion", settings())
+    assert engine.decodes == 4 and project.prompts["points"] == [[150.0, 100.0]] and project.mask.shape == (200, 300)
+
+
 @pytest.mark.parametrize("broken", ["keys", "rev", "scores", "best", "settings", "by"])
 def test_a_record_that_does_not_hold_is_decoded_here(engine, image_path, broken):
     session = encoded(engine, image_path)

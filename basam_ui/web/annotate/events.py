@@ -299,8 +299,9 @@ def commit(
     if not state.annotator:
         raise AppError("type your name in the Annotator field first: every object records who made it")
     session = state.session
-    if canvas and common.canvas_prompts(canvas) != session.prompts:  # an answer still on its way
-        state = set_prompts(engine, state, canvas, settings, progress)
+    if canvas and common.canvas_prompts(canvas) != session.prompts:  # an answer (or the browser's record) on its way
+        value = {key: item for key, item in canvas.items() if key != "decoded"}  # decoded here, from the prompts committed
+        state = set_prompts(engine, state, value, settings, progress)
         session = state.session
     session = common.server_masks(engine, session, why="the commit")  # the browser drew them: full resolution here
     result = session.side(state.side)

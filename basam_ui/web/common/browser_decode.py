@@ -198,7 +198,7 @@ class BrowserDecoding:
         settings (the page's `settings` are the ones the session was encoded with) and for the
         embeddings the session has; None otherwise (the server decodes them)."""
         record = canvas.get("decoded")
-        if self.mode == "server" or not isinstance(record, Mapping) or record.get("by") != "browser":
+        if self.mode == "server" or not isinstance(record, Mapping) or record.get("by") != "browser" or record.get("pending"):
             return None
         rev = canvas.get("rev")
         if isinstance(rev, bool) or not isinstance(rev, int) or record.get("rev") != rev:
@@ -212,6 +212,13 @@ class BrowserDecoding:
         if {side: keys.get(side) for side in SIDES} != expected:
             return None
         return _parse_run(record, 3 if settings.multimask else 1)
+
+    def pending(self, canvas: Mapping[str, Any]) -> bool:
+        """Whether the page is decoding the prompts of `canvas` itself (its record, or the
+        prompts for the server to decode, follow in a later event)."""
+        record = canvas.get("decoded")
+        return (self.mode != "server" and isinstance(record, Mapping) and record.get("by") == "browser"
+                and record.get("pending") is True and record.get("rev") == canvas.get("rev"))  # fmt: skip
 
     def record(self, session: Session, run: BrowserRun) -> Session:
         """`session` (with the clicked prompts and revision) holding what the browser decoded:

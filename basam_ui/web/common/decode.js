@@ -21,6 +21,7 @@ const dec = {
   loading: null,  // {key, model: [loaded, total], sam: [...], basam: [...]}
   models: new Map(),  // model URL -> Promise of its bytes (fetched once, for both workers)
   failed: '', failedAt: 0, polling: false, seq: 0, replies: new Map(),
+  busy: false, next: null,  // a click being decoded; the one waiting for it (decodeLatest)
   shown: null,  // the masks drawn from the browser: {rev, url, ids, choice, count, view, values, layers}
   rerender: null,
 };
@@ -169,10 +170,34 @@ function showLine() {
 // -- a click ----------------------------------------------------------------------------
 hooks.prompt.push((v, t0) => {
   const some = (v.points || []).length || (v.boxes || []).length;
-  if (some && decodesHere(v)) { decodeClick(v, t0); return true; }
+  if (some && decodesHere(v)) {
+    // an event sent before this click's own (a queue's "always last" one reads the value late)
+    // finds these prompts marked: the server leaves them to the record that follows
+    props.value = {...v, decoded: {by: 'browser', rev: v.rev, pending: true}};
+    decodeLatest(v, t0);
+    return true;
+  }
   props.value = {...v, decoded: {by: 'server', rev: v.rev, why: some ? serverWhy() : ''}};
   return false;
 });
+// One click decodes at a time; a click made meanwhile waits, and a newer one replaces it (as
+// the server's "always last" queue does): its masks, drawn later, are the superseded clicks'
+// masks too, and their latency is counted until then.
+function decodeLatest(v, t0) {
+  if (dec.busy) {
+    const superseded = dec.next ? [...dec.next.superseded, {rev: dec.next.v.rev, t0: dec.next.t0}] : [];
+    dec.next = {v, t0, superseded};
+    return;
+  }
+  dec.busy = true;
+  decodeClick(v, t0, []).finally(function more() {
+    const next = dec.next;
+    dec.next = null;
+    if (!next) { dec.busy = false; return; }
+    if (decodesHere(next.v)) decodeClick(next.v, next.t0, next.superseded).finally(more);
+    else { fallBack(next.v, serverWhy()); more(); }
+  });
+}
 function promptOf(v, multimask) {  // as Prompts.from_canvas reads them: drawing order, the last box
   const items = [...(v.points || []).map(p => ({i: p.i || 0, p})), ...(v.boxes || []).map(b => ({i: b.i || 0, b}))];
   items.sort((a, b) => a.i - b.i);
@@ -202,7 +227,7 @@ function fallBack(v, why) {  // this click to the server after all
   props.value = {...now, decoded: {by: 'server', rev: v.rev, why}};
   trigger('prompt', {rev: v.rev});
 }
-async function decodeClick(v, t0) {
+async function decodeClick(v, t0, superseded) {
   const o = dec.offer, rev = v.rev, url = v.image.url, view = viewNow(), grid = gridFor(o.original);
   const prompt = promptOf(v, o.multimask);
   const asked = DECODE_SIDES.map(side => send(side, {type: 'decode', embeddingUrl: absolute(o.sides[side].url), prompt,
@@ -227,9 +252,12 @@ async function decodeClick(v, t0) {
     const drawn = performance.now();
     total = drawn - t0;
     st.drawn++; root.dataset.drawn = st.drawn;
-    st.pending.delete(rev);
-    st.latency.push({rev, decoder: 'browser', total, decode_sam: sam.ms, decode_basam: basam.ms,
-                     render_sam: sam.renderMs, render_basam: basam.renderMs, drawing: drawn - arrived});
+    for (const click of [...superseded, {rev, t0}]) {
+      st.pending.delete(click.rev);
+      st.latency.push({rev: click.rev, decoder: 'browser', total: drawn - click.t0, decode_sam: sam.ms, decode_basam: basam.ms,
+                       render_sam: sam.renderMs, render_basam: basam.renderMs, drawing: drawn - arrived,
+                       superseded: click.rev !== rev});
+    }
   }
   let iou = null, measured = null;
   try {

@@ -164,6 +164,8 @@ def set_prompts(
     not decoded). The session keeps the value's "rev", which the masks sent back carry."""
     if session.image is None or not canvas or not _same_image(session, canvas):
         return session  # an event from before the current upload
+    if engine.browser.pending(canvas):
+        return session  # the page decodes these prompts; its record comes in the next event
     prompts = canvas_prompts(canvas)
     rev = canvas.get("rev")
     rev = rev if isinstance(rev, int) and not isinstance(rev, bool) else 0

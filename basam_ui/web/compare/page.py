@@ -177,7 +177,12 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             """The chosen side's mask as a file, decoded here at full resolution when the browser
             drew it (a click never makes the server decode; a download does)."""
             try:
-                session = common.server_masks(engine, data[state], why="the download")
+                session, shown = data[state], data[canvas]
+                if shown and session.image is not None and common.canvas_prompts(shown) != session.prompts:
+                    # the page's newest prompts (the browser's record of them may still be on its way)
+                    value = {key: item for key, item in shown.items() if key != "decoded"}
+                    session = common.set_prompts(engine, session, value, settings_of(data))
+                session = common.server_masks(engine, session, why="the download")
                 exported = events.export_mask_file(engine, session, data[export_side], data[export_format])
             except Exception as exc:  # never Gradio's error badge: the message line says it
                 return {download_file: None, message: failure_message(exc, "mask export")}
@@ -241,7 +246,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             basam_candidates.input, guarded(on_pick("basam", basam_candidates)), {*common_inputs, basam_candidates},
             api_name="pick_basam",
         )
-        saved = download.click(on_download, common_inputs, [download_file, message], concurrency_id="export",
+        saved = download.click(on_download, {*common_inputs, canvas}, [download_file, message], concurrency_id="export",
                                show_progress="minimal", api_visibility="private")
         saved.then(None, [download_file], None, js=SAVE_FILE_JS, queue=False, api_visibility="private")
 
