@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="auto", help="the server's precision (default: auto)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
                         help="torch threads in the server (default: $OMP_NUM_THREADS, else torch's default)")
+    parser.add_argument("--decoder-dir", help="keep the exported decoders here (default: a temporary folder)")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
     parser.add_argument("--screenshot", help="save a screenshot of client 0's page after the last run here")
     args = parser.parse_args(argv)
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sam = random_sam("vit_t", seed=0, device="cpu")
-    decoders = Path(tempfile.mkdtemp(prefix="click-latency-decoders-"))
+    decoders = Path(args.decoder_dir or tempfile.mkdtemp(prefix="click-latency-decoders-"))
     print(f"# {Path(args.image).name}, vit_t random weights, precision {args.precision}, torch threads "
           f"{torch.get_num_threads()}, {os.cpu_count()} CPUs; each client clicks every {args.period:g} s, "
           f"staggered; {args.clicks} clicks per client")
