@@ -10,9 +10,9 @@ from typing import Optional, Sequence
 from . import __version__, bench
 from .checkpoints import CHECKPOINT_DIR_ENV
 from .vocabulary import (
-    DATASET_FORMATS, DEFAULT_BETA, DEFAULT_CACHE_GB, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_MODEL_TYPE,
-    DEFAULT_PRECISION, DEFAULT_SIZE, IMPORT_FORMATS, MODEL_TYPES, PRECISION_HELP, PRECISIONS, PROMPT_KINDS,
-    SETTING_NAMES,
+    BROWSER_DECODE_MAX_SIZE, DATASET_FORMATS, DECODE_MODES, DEFAULT_BETA, DEFAULT_CACHE_GB, DEFAULT_DECODE,
+    DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_MODEL_TYPE, DEFAULT_PRECISION, DEFAULT_SIZE, IMPORT_FORMATS, MODEL_TYPES,
+    PRECISION_HELP, PRECISIONS, PROMPT_KINDS, SETTING_NAMES,
 )  # fmt: skip
 
 
@@ -104,6 +104,12 @@ def _add_app_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--cache-dir", metavar="DIR", help="also keep embeddings on disk here, reused across restarts")
     _add_disk_cache_option(p)
+    p.add_argument(
+        "--decode", choices=DECODE_MODES, default=DEFAULT_DECODE,
+        help=f"where clicks are decoded: auto (in the browser up to S={BROWSER_DECODE_MAX_SIZE}, once the "
+        "decoder is exported; on the server otherwise), browser (the same at any S) or server (default: "
+        f"{DEFAULT_DECODE})",
+    )  # fmt: skip
 
 
 def _add_project_commands(sub: argparse._SubParsersAction) -> None:

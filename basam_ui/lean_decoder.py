@@ -58,7 +58,21 @@ def lean_predict_masks(
     C, g, g) -> low-res logits (B, M, 4g, 4g) and IoU predictions (B, M), M = 3 with
     `multimask_output`, else 1. Each prompt set gets its own copy of the image side after the
     first attention, so memory grows with B (about 4 g^2 x 256 floats per set)."""
-    md = mask_decoder
+    wanted = slice(1, None) if multimask_output else slice(0, 1)
+    return _predict(mask_decoder, image_embedding, image_pe, sparse, dense, wanted)
+
+
+def lean_predict_all_masks(
+    mask_decoder: nn.Module, image_embedding: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All of the decoder's candidates in one pass, as SAM's `predict_masks`: low-res logits
+    (B, 4, 4g, 4g) and IoU predictions (B, 4); candidate 0 is the single-mask answer, 1..3
+    the multimask ones (what `onnx_decoder` exports)."""
+    return _predict(mask_decoder, image_embedding, image_pe, sparse, dense, slice(0, None))
+
+
+def _predict(md: nn.Module, image_embedding, image_pe, sparse, dense, wanted: slice) -> tuple[torch.Tensor, torch.Tensor]:
+    """The candidates `wanted` (a slice of the mask tokens) for B prompt sets -> (B, M, 4g, 4g), (B, M)."""
     batch = sparse.shape[0]
     output_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight])
     tokens = torch.cat([output_tokens.expand(batch, -1, -1), sparse.to(output_tokens.dtype)], dim=1)
@@ -66,9 +80,8 @@ def lean_predict_masks(
     keys = (image_embedding + dense).flatten(2).transpose(1, 2).contiguous()  # (1 or B, N, C), row-major over the grid
     key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()  # (1, N, C)
     queries, keys = _transformer(md.transformer, keys, key_pe, tokens)
-    wanted = slice(1, None) if multimask_output else slice(0, 1)
     mask_tokens = queries[:, 1 : 1 + md.num_mask_tokens][:, wanted]  # (B, M, C)
-    first = 1 if multimask_output else 0
+    first = wanted.start or 0
     hyper = torch.stack(
         [md.output_hypernetworks_mlps[first + i](mask_tokens[:, i]) for i in range(mask_tokens.shape[1])], dim=1
     )  # (B, M, c)

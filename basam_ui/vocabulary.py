@@ -174,3 +174,14 @@ DEFAULT_DISK_GB = 50.0  # bound on a disk cache folder (--cache-disk-gb)
 def gb_to_bytes(gb: float) -> int:
     """Gigabytes (GiB, as the options mean them) to bytes."""
     return int(float(gb) * GB)
+
+# -- decoding in the browser --------------------------------------------------------------
+
+# the largest S whose embedding goes to the browser (fp16: 2 MiB per side at 1024, 8 MiB at
+# 2048, 32 MiB at 4096); above it the server decodes the clicks
+BROWSER_DECODE_MAX_SIZE = 2048
+# where a click's masks are decoded (--decode): "auto" in the browser when it can (S up to
+# BROWSER_DECODE_MAX_SIZE, the decoder exported, WebAssembly there), else on the server;
+# "browser" the same without the size bound; "server" always on the server
+DECODE_MODES = ("auto", "browser", "server")
+DEFAULT_DECODE = "auto"

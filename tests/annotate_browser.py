@@ -35,7 +35,8 @@ def serve_project(folder: Path, log_dir: Path, labels: str = "lesion,vessel"):
     proposals computed in the background (tests/test_proposals_browser.py has them), so the
     CPU goes to what a test waits for."""
     command = [sys.executable, "-m", "basam_ui", "annotate", str(folder), "--labels", labels, "--random-weights",
-               "--model", "vit_t", "--device", "cpu", "--max-size", "1024", "--no-background-proposals", "--port", "{port}"]
+               "--model", "vit_t", "--device", "cpu", "--max-size", "1024", "--no-background-proposals", "--port", "{port}",
+               "--decode", "server"]  # the server's decoding (the browser's: test_decode_page_browser.py)
     return serve(command, log_dir=log_dir, cwd=REPO, timeout=180, env=SERVER_ENV)
 
 

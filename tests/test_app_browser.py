@@ -39,7 +39,8 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    command = [sys.executable, "-m", "basam_ui", "--random-weights", "--model", "vit_t", "--device", "cpu", "--port", "{port}"]
+    command = [sys.executable, "-m", "basam_ui", "--random-weights", "--model", "vit_t", "--device", "cpu", "--port", "{port}",
+               "--decode", "server"]  # the server's decoding (the browser's: test_decode_page_browser.py)
     with serve(command, log_dir=tmp_path_factory.mktemp("server"), cwd=REPO, timeout=180, env=SERVER_ENV) as running:
         yield running
 

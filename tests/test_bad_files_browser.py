@@ -32,7 +32,7 @@ def bad_project(tmp_path_factory):
 def server(bad_project, tmp_path_factory):
     # --max-size 512: S = the small images' own size ("native"), so each encode is quick
     command = [sys.executable, "-m", "basam_ui", "annotate", str(bad_project), "--random-weights", "--model",
-               "vit_t", "--device", "cpu", "--max-size", "512", "--no-background-proposals", "--port", "{port}"]  # fmt: skip
+               "vit_t", "--device", "cpu", "--max-size", "512", "--no-background-proposals", "--port", "{port}", "--decode", "server"]  # fmt: skip
     with serve(command, log_dir=tmp_path_factory.mktemp("server"), cwd=REPO, timeout=180, env=SERVER_ENV) as running:
         yield running
 

@@ -355,9 +355,11 @@ def commit(
     if state.mode == "review":
         raise AppError("this page is reviewing: switch the mode back to annotate to commit objects")
     session = state.session
-    if canvas and common.canvas_prompts(canvas) != session.prompts:  # an answer still on its way
-        state = set_prompts(engine, state, canvas, settings, progress)
+    if canvas and common.canvas_prompts(canvas) != session.prompts:  # an answer (or the browser's record) on its way
+        value = {key: item for key, item in canvas.items() if key != "decoded"}  # decoded here, from the prompts committed
+        state = set_prompts(engine, state, value, settings, progress)
         session = state.session
+    session = common.server_masks(engine, session, why="the commit")  # the browser drew them: full resolution here
     result = session.side(state.side)
     if result is None or result.mask is None:
         raise AppError("click the image (or draw a box) first: there is no mask to commit")

@@ -145,7 +145,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             """Component updates showing `st` (the list, progress and objects too with `everything`)."""
             records = visible_objects(project, st)
             masks = common.masks_for_canvas(st.session)
-            out = {state: st, canvas: gr.update(masks=masks, objects=annotate_view.objects_layer(st, records)),
+            out = {state: st, canvas: gr.update(masks=masks, objects=annotate_view.objects_layer(st, records),
+                                                decoder=engine.browser.offer(st.session)),
                    status: annotate_view.status_text(project, st), message: ""}
             if everything:
                 out.update({

@@ -12,7 +12,12 @@
 //   hooks.image: fn(v) drawn over the image, in image space, under the masks (tiles.js draws
 //     a tiled image's tiles there, over the display copy);
 //   hooks.commit: fn(next, previous) -> the value to send, before each prompt change is sent
-//     (e.g. fields.js starts a new field for a prompt outside the current one).
+//     (e.g. fields.js starts a new field for a prompt outside the current one);
+//   hooks.prompt: fn(v, t0) when the prompts changed (v: the new value, t0: the gesture's
+//     time), before the "prompt" event is sent: returning true takes the change over (the
+//     extension triggers "prompt" itself later; decode.js decodes the click first);
+//   hooks.masks: fn(m) when a `masks` value arrives: returning true means it is handled (or
+//     stale) and the canvas leaves its masks as they are.
 // They may read `st`, `ctx`, `value()`, `toCanvas`, `toImage` and call `draw()`, `setView()`.
 const root = element.querySelector('.bc-root');
 const stage = root.querySelector('.bc-stage');
@@ -29,7 +34,7 @@ const st = {
   drag: null, space: false, hover: false, pending: new Map(), latency: [], drawn: 0, maskTicket: 0,
 };
 
-const hooks = {layers: [], drawn: [], picture: [], image: [], commit: []};
+const hooks = {layers: [], drawn: [], picture: [], image: [], commit: [], prompt: [], masks: []};
 
 const resolve = u => (u.includes(':') || u.startsWith('/')) ? u
   : ((window.gradio_config && window.gradio_config.root) || '.') + '/' + u;
@@ -158,8 +163,9 @@ function dropLayers() {  // free the decoded layers of the masks being replaced
 }
 async function setMasks(m) {
   // the masks prop last set wins, even when an earlier one finishes decoding after it
-  const ticket = ++st.maskTicket;
+  const ticket = ++st.maskTicket;  // (an earlier answer still decoding is dropped either way)
   if (m && m.url === st.key) st.field = m.field || null;  // a slide's field, as the server made it
+  if (hooks.masks.some(take => take(m))) return;
   if (!m || !m.png) {
     st.masks = null; dropLayers(); draw(); st.drawn++; root.dataset.drawn = st.drawn; return;
   }
@@ -279,6 +285,7 @@ function commit(points, boxes, t0) {
   props.value = next;
   st.pending.set(rev, {t0});
   draw();
+  if (hooks.prompt.some(take => take(props.value, t0))) return;
   trigger('prompt', {rev});
 }
 function undo(t0) {

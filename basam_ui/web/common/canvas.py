@@ -30,6 +30,12 @@ masks in the `masks` prop (`gr.update(masks=...)`), so prompts added meanwhile a
      "field": {"x", "y", "width", "height", "downsample"}}  # a slide's: the masks lie on this
                                                            # rectangle of the image, at its pixels
 
+or, after a click the browser decoded and drew itself, {"url", "rev", "png": None, "browser":
+{"sam": candidate shown, "basam": candidate shown}}. The `decoder` prop is what the browser
+needs to decode clicks itself (browser_decode.BrowserDecoding.offer; decode.js, appended to
+canvas.js, does it); a click it decoded reaches the server as the "prompt" event with the
+value's "decoded" record (browser_decode.claim).
+
 The browser-sent value is display data: the server never opens a file it names.
 """
 
@@ -77,7 +83,8 @@ def PromptCanvas(
     """An image with point and box prompts and the masks drawn on it (a configured gr.HTML);
     value and `masks` formats in the module docstring. `extensions`: more scripts appended to
     canvas.js in its scope, which add to it through its `hooks` (a page's own additions, e.g.
-    the annotate page's annotate.js). `empty`: what the canvas says while it shows no image.
+    the annotate page's annotate.js), after decode.js (clicks decoded in the browser, both
+    pages). `empty`: what the canvas says while it shows no image.
     Extra keyword arguments go to gr.HTML (extra props among them).
 
     A factory rather than a gr.HTML subclass: Gradio's ComponentMeta writes a .pyi stub next
@@ -89,8 +96,9 @@ def PromptCanvas(
         value=value,
         html_template=HTML_TEMPLATE.replace("{empty}", html.escape(empty)),
         css_template=(HERE / "canvas.css").read_text(),
-        js_on_load="\n".join(Path(script).read_text() for script in (HERE / "canvas.js", HERE / "tiles.js", *extensions)),
+        js_on_load="\n".join(Path(script).read_text() for script in (HERE / "canvas.js", HERE / "tiles.js", HERE / "decode.js", *extensions)),
         apply_default_css=False,
         masks=None,
+        decoder=None,
         **kwargs,
     )

@@ -1,8 +1,10 @@
 """The app's shared engine: the models (loaded on first use), the one embedding cache every
 session shares, and the work folder of the sessions' files. `embed` is every caller's way to
 an embedding (pages, API, prefetch); `run_side` is the model work of an event (one side:
-embed, then decode the masks). With a GPU wrapper (ZeroGPU) both steps run in its worker
-process, and the embedding comes back to this process's cache (gpu_work.py). No Gradio here.
+embed, then decode the masks). With a GPU wrapper (ZeroGPU) the encode runs in its worker
+process, and the embedding comes back to this process's cache (gpu_work.py); the decode runs
+here, on the CPU, so a click never asks for the GPU. `browser` is what the pages need to
+decode clicks in the browser instead (browser_decode.py). No Gradio here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
 
@@ -24,6 +27,7 @@ from ...vocabulary import (
     DEFAULT_CACHE_GB, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_PRECISION, DEFAULT_SIZE, FIELD_SIZE_GPU, MIN_SIZE,
     NATIVE, SIZES, gb_to_bytes,
 )  # fmt: skip
+from .browser_decode import BrowserDecoding
 from .gpu_work import GPUDecorator, GpuWork, decode_side
 from .session import AppError, Progress, Session, SideResult, no_progress
 
@@ -36,8 +40,13 @@ class AppEngine:
     `loaders` maps model type -> a function that builds it; each model is loaded on first
     use (under a lock) and kept. One `Segmenter` per model, all sharing one EmbeddingCache.
     `device` is where the model work runs. With `gpu` (spaces.GPU on ZeroGPU) the loaders
-    put the models on the CPU, and the encode and decode run under `gpu`, moving the model
-    to `device` inside it (gpu_work.GpuWork).
+    put the models on the CPU, and the encode runs under `gpu`, moving the model to `device`
+    inside it (gpu_work.GpuWork); the decode stays on the CPU here. `decode` ("auto",
+    "browser", "server") says where clicks are decoded (`browser`, a BrowserDecoding; the
+    exported decoders go to `decoder_dir`, by default a folder of the work folder); "server"
+    by default here, so an engine made in code exports nothing (the command line's default
+    is "auto": `serve.engine_from_args`).
+    `decodes` counts the sides this engine decoded (clicks the browser decoded add none).
     """
 
     def __init__(
@@ -55,6 +64,8 @@ class AppEngine:
         random_weights: bool = False,
         work_dir: Optional[str | Path] = None,
         gpu: Optional[GPUDecorator] = None,
+        decode: str = "server",
+        decoder_dir: Optional[str | Path] = None,
     ):
         from ...cache import EmbeddingCache
         from ...sources import DEFAULT_MAX_PIXELS
@@ -79,6 +90,9 @@ class AppEngine:
         self._lock = threading.Lock()
         self._encodes: dict[str, threading.Event] = {}  # a session's running encode: its cancel flag
         self.gpu_work = GpuWork(self._worker_segmenter, self.device, gpu) if gpu else None
+        self.decodes = 0
+        self._decodes_lock = threading.Lock()
+        self.browser = BrowserDecoding(decode, decoder_dir or self.work_dir / "decoders", lambda m: self.segmenter(m).sam)
 
     @property
     def model_types(self) -> list[str]:
@@ -197,14 +211,16 @@ class AppEngine:
         original_size: Optional[tuple[int, int]] = None,
     ) -> SideResult:
         """One side of an event for `segmenter` (one of this engine's): its embedding (`embed`)
-        and, when there are prompts, its masks. Raises AppError."""
+        and, when there are prompts, its masks, decoded here (on ZeroGPU too: the decoder is
+        small, and a GPU call per click would cost the visitor a worker's start and quota).
+        Raises AppError."""
         model_type = next(name for name, found in list(self._segmenters.items()) if found is segmenter)
         emb = self.embed(model_type, image, resolution, config, content_key=content_key, original_size=original_size)
         if prompts.empty:
-            return SideResult(emb.config, emb.size, emb.encode_seconds, emb.source, precision=emb.precision)
-        if self.gpu_work:
-            return self.gpu_work.decode(model_type, emb, prompts, multimask, gt)
-        return decode_side(segmenter, emb, prompts, multimask, gt)
+            return SideResult(emb.config, emb.size, emb.encode_seconds, emb.source, precision=emb.precision, key=emb.key)
+        with self._decodes_lock:
+            self.decodes += 1
+        return replace(decode_side(segmenter, emb, prompts, multimask, gt), key=emb.key)
 
     def loaded(self) -> list[str]:
         with self._lock:

@@ -9,6 +9,10 @@ Every event takes the engine, the session and the event's inputs and returns a n
 Reuse: an embedding depends on (image, model, size S, setting), and the engine's one
 `EmbeddingCache` is shared by every session. The SAM side always uses the vanilla setting,
 so changing NSF, BM-AM or beta only encodes the BA-SAM side, and a prompt never encodes.
+
+A click the page decoded in the browser (browser_decode.py) reaches `set_prompts` with its
+record: the prompts are stored and nothing is decoded; `server_masks` decodes them here when
+a commit or an export needs the masks at full resolution.
 """
 
 from __future__ import annotations
@@ -28,17 +32,21 @@ from ...vocabulary import SIDE_LABELS, SIDES
 from . import fields, render, windows
 from .text import literal
 from .engine import AppEngine
-from .session import DISPLAY_MAX_SIDE, AppError, Progress, Session, SideResult, Settings, no_progress, parse_size
+from .session import (
+    DISPLAY_MAX_SIDE, AppError, DecoderNote, Progress, Session, SideResult, Settings, no_progress, parse_size,
+)  # fmt: skip
 
 def compute(
     engine: AppEngine, session: Session, settings: Settings, progress: Progress = no_progress,
     cancel: Optional[threading.Event] = None,
+    why: str = "the settings changed: the masks were decoded again here",
 ) -> Session:
     """Both sides for the session's image (a slide's field), prompts and ground truth under
     `settings`: the handler after an upload and for every settings change. Embeddings come
-    from the cache when they are there; masks are decoded when there are prompts. An encode
-    reports its progress block by block and stops at the next block once `cancel` is set
-    (raising AppError)."""
+    from the cache when they are there; masks are decoded (here) when there are prompts, and
+    the status line says why the browser did not decode them (`why` when nothing else says
+    it). An encode reports its progress block by block and stops at the next block once
+    `cancel` is set (raising AppError)."""
     from ...encode_watch import EncodeCancelled, EncodeWatch, watching
 
     session = fields.place(session, None, settings, engine.max_size)
@@ -77,7 +85,26 @@ def compute(
                     results.append(run(config))
             except EncodeCancelled:
                 raise AppError("encode cancelled: nothing was kept; click again (or change the view) to start over") from None
-    return replace(session, settings=settings, **dict(zip(SIDES, results)))
+    session = replace(session, settings=settings, **dict(zip(SIDES, results)))
+    note = engine.browser.server_note(session, why=why) if not session.prompts.empty else None
+    return replace(session, decoder=note)
+
+
+def server_masks(engine: AppEngine, session: Session, why: str = "the masks at full resolution") -> Session:
+    """`session` with masks decoded here when the browser decoded its prompts (a commit and an
+    export need them at full resolution), each side keeping the candidate the page showed;
+    the session itself otherwise."""
+    if not session.has_image or session.settings is None or session.prompts.empty:
+        return session
+    if all(session.side(side) is None or session.side(side).decoded_in == "server" for side in SIDES):
+        return session
+    shown = {side: session.side(side).choice for side in SIDES}
+    decoded = compute(engine, session, session.settings, why=why)
+    return replace(decoded, **{side: _with_choice(decoded.side(side), shown[side]) for side in SIDES})
+
+
+def _with_choice(result: SideResult, choice: int) -> SideResult:
+    return replace(result, choice=choice) if result.masks is not None and 0 <= choice < len(result.masks) else result
 
 
 def canvas_value(image: Optional[Mapping[str, Any]], negative: bool = False) -> Optional[dict]:
@@ -164,15 +191,22 @@ def set_prompts(
     progress: Progress = no_progress, cancel: Optional[threading.Event] = None,
 ) -> Session:
     """A prompt was added on the canvas (or undone, or cleared): decode both sides again (a
-    slide: in the field the value asks for, `fields.place`). The session keeps the value's
-    "rev", which the masks sent back carry."""
+    slide: in the field the value asks for, `fields.place`), unless the page decoded them
+    itself (its record in the value holds: they are stored, not decoded). The session keeps
+    the value's "rev", which the masks sent back carry."""
     if not session.has_image or not canvas or not _same_image(session, canvas):
         return session  # an event from before the current upload
+    if engine.browser.pending(canvas):
+        return session  # the page decodes these prompts; its record comes in the next event
     prompts = canvas_prompts(canvas)
     rev = canvas.get("rev")
     rev = rev if isinstance(rev, int) and not isinstance(rev, bool) else 0
     session = fields.place(replace(session, prompts=prompts, rev=rev), canvas, settings, engine.max_size)
-    return compute(engine, session, settings, progress, cancel)
+    run = None if prompts.empty else engine.browser.claim(session, canvas, settings)
+    if run is not None:
+        return engine.browser.record(session, run)
+    session = compute(engine, session, settings, progress, cancel)
+    return replace(session, decoder=engine.browser.server_note(session, canvas)) if session.decoder else session
 
 
 def canvas_prompts(canvas: Optional[Mapping[str, Any]]) -> Prompts:
@@ -208,7 +242,11 @@ def mask_iou(session: Session) -> Optional[float]:
     """IoU between the two shown masks (None before the first prompt)."""
     from ... import metrics
 
-    if session.sam is None or session.basam is None or session.sam.mask is None or session.basam.mask is None:
+    if session.sam is None or session.basam is None:
+        return None
+    if session.sam.decoded_in == "browser" and session.sam.scores is not None:  # as the browser measured it
+        return session.decoder.iou if session.decoder is not None else None
+    if session.sam.mask is None or session.basam.mask is None:
         return None
     return metrics.iou(session.sam.mask, session.basam.mask)
 
@@ -223,6 +261,8 @@ def masks_for_canvas(session: Session) -> Optional[dict]:
     if session.field is not None:  # a slide's masks lie on their field
         shown["field"] = fields.field_rectangle(session.field)
     sam, basam = session.sam, session.basam
+    if sam is not None and basam is not None and sam.decoded_in == "browser" and sam.scores is not None:  # drawn there
+        return {**shown, "browser": {"sam": sam.choice, "basam": basam.choice}}
     if sam is None or basam is None or sam.mask is None or basam.mask is None:
         return shown
     started = time.perf_counter()
@@ -244,6 +284,9 @@ def setting_label(config: BASAMConfig) -> str:
 
 
 def _side_line(name: str, result: SideResult) -> str:
+    if result.decoded_in == "browser":
+        return (f"**{name}** ({setting_label(result.config)}, S={result.size}): decoded in the browser in "
+                f"{result.decode_seconds * 1000:.0f} ms · {result.precision}")
     encode = (
         f"encoded in {result.encode_seconds:.2f} s (cache miss)"
         if result.source == "computed"
@@ -255,6 +298,14 @@ def _side_line(name: str, result: SideResult) -> str:
     return line + f" · {result.precision}"
 
 
+def decoder_line(note: DecoderNote) -> str:
+    """'Decoder: browser, 41 ms' or 'Decoder: server: <why>' (the page's own words go through
+    `literal`)."""
+    if note.where == "browser":
+        return f"Decoder: **browser**, {note.ms:.0f} ms" if note.ms is not None else "Decoder: **browser**"
+    return f"Decoder: **server**: {literal(note.why)}" if note.why else "Decoder: **server**"
+
+
 def status_text(session: Session) -> str:
     """IoU between the masks, per-side timings and cache use, ground-truth metrics."""
     if session.sam is None or session.basam is None:
@@ -262,14 +313,22 @@ def status_text(session: Session) -> str:
     w, h = session.image_size
     lines = []
     iou = mask_iou(session)
-    if iou is None:
+    note = session.decoder
+    if session.prompts.empty or (iou is None and note is None):
         lines.append(f"{literal(session.image_name)} ({w}x{h}): click the image to add a point, drag for a box.")
+    elif iou is None:
+        lines.append("**IoU between SAM and BA-SAM masks**: not measured")
+    elif note is not None and note.where == "browser":
+        grid = f", on a {note.grid[0]}x{note.grid[1]} grid of the image" if note.grid else ""
+        lines.append(f"**IoU between SAM and BA-SAM masks: {iou:.4f}** (measured in the browser{grid})")
     else:
         lines.append(f"**IoU between SAM and BA-SAM masks: {iou:.4f}**")
     lines += [_side_line(SIDE_LABELS[key], session.side(key)) for key in SIDES]
     facts = windows.facts_line(session)
     if facts:
         lines.append(literal(facts))
+    if note is not None and not session.prompts.empty:
+        lines.append(decoder_line(note))
     if session.gt is not None:
         if iou is None:
             lines.append(f"Ground truth {literal(session.gt_name)} loaded: metrics appear after the first prompt.")

@@ -1,13 +1,16 @@
-"""The model work in a form a GPU worker process can run (Hugging Face ZeroGPU). No Gradio here.
+"""The model work in a form a GPU worker process can run (Hugging Face ZeroGPU), and one side's
+decode (`decode_side`). No Gradio here.
 
 `spaces.GPU` runs the function it wraps in a *forked* worker: the arguments are pickled in,
 the result (or the error) is pickled back, and whatever the function leaves in memory stays
-in the worker. So the work is split where data can cross: `encode` returns the embedding on
-the CPU, and the main process keeps it in the engine's one EmbeddingCache; `decode` takes
-that embedding as an argument and moves it to the device itself. The main process keeps the
-models on the CPU and never initialises CUDA (ZeroGPU forbids it outside wrapped functions);
-each call moves its model to the device inside the worker (a no-op when a reused worker
-already did).
+in the worker. So only the encode goes there: it returns the embedding on the CPU, and the
+main process keeps it in the engine's one EmbeddingCache. Clicks never ask for the GPU: the
+page decodes them in the browser, or the main process decodes them on the CPU with
+`decode_side` (the prompt encoder and mask decoder are small: tens of ms per side at S =
+1024, against a worker's start and a share of the visitor's daily quota per GPU call). The
+main process keeps the models on the CPU and never initialises CUDA (ZeroGPU forbids it
+outside wrapped functions); each encode moves its model to the device inside the worker (a
+no-op when a reused worker already did).
 
 Tensors cross as `TensorBytes` (by value): `spaces` pickles with multiprocessing's
 ForkingPickler, for which torch moves a CPU tensor's storage into shared memory in place,
@@ -19,8 +22,8 @@ back as a `Failure` value: ZeroGPU reports any other exception by its class name
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import numpy as np
 
@@ -35,16 +38,18 @@ if TYPE_CHECKING:
 
 GPUDecorator = Callable[..., Callable]  # spaces.GPU: (task, duration=seconds or fn of task's args) -> task
 
-# The time a GPU call asks ZeroGPU for (it reserves that much of the user's quota, so asking
-# for far more than needed lowers the request's priority). Estimates, not measurements: a
-# worker's start (fork, CUDA context, moving the model to the GPU), plus an encoder pass
-# that grows with the token count N = (S/16)^2 — its windowed and MLP parts in proportion to
-# N, its global attention (vit_b/l/h) with N^2.
+# The time an encode asks ZeroGPU for. ZeroGPU refuses a call when the visitor's quota has
+# less left than it asks ("30s requested vs. 25s left"), charges the time actually used, and
+# serves shorter requests first; so the estimate should cover a slow call but not much more.
+# Estimates, not measurements (a local stand-in cannot time a real worker): a worker's start
+# (fork, CUDA context, moving the model to the GPU), plus an encoder pass that grows with the
+# token count N = (S/16)^2 -- its windowed and MLP parts in proportion to N, its global
+# attention (vit_b/l/h) with N^2 -- times 4 for a busy GPU slice. README, "ZeroGPU", lists
+# what a visitor is asked for.
 START_SECONDS = 10.0
 ENCODE_SECONDS_AT_1024 = {"vit_t": 0.3, "vit_b": 0.5, "vit_l": 1.0, "vit_h": 1.5}
 GLOBAL_ATTENTION_SHARE_AT_1024 = {"vit_t": 0.0, "vit_b": 0.05, "vit_l": 0.05, "vit_h": 0.05}
-DECODE_SECONDS = 5.0  # prompt encoder, mask decoder, masks at the original size
-MAX_SECONDS = 300
+MAX_SECONDS = 300  # ZeroGPU's most for one call
 
 
 @dataclass(frozen=True)
@@ -87,11 +92,6 @@ def encode_duration(model_type: str, image: np.ndarray, size: int, config: BASAM
     return int(min(MAX_SECONDS, START_SECONDS + 4 * work))  # 4x: headroom for a busy GPU slice
 
 
-def decode_duration(model_type: str, *args: Any) -> int:
-    """Seconds to ask for a decode (the wrapped decode's arguments): short, whatever S was."""
-    return int(START_SECONDS + DECODE_SECONDS)
-
-
 def decode_side(
     segmenter: "Segmenter", emb: "ImageEmbedding", prompts: Prompts, multimask: bool, gt: Optional[np.ndarray]
 ) -> SideResult:
@@ -129,18 +129,17 @@ def decode_side(
 
 
 class GpuWork:
-    """Encode and decode run under `gpu` (spaces.GPU), on `device`, for the models that
+    """Encodes run under `gpu` (spaces.GPU), on `device`, for the models that
     `segmenter_of(model_type)` gives (in the worker: the forked copy of the engine's).
 
     `encoder(model_type)` is what `Segmenter.embed(encoder=...)` takes, so the cache lookup
-    and the storing stay in the main process; `decode` gives one side's result.
+    and the storing stay in the main process.
     """
 
     def __init__(self, segmenter_of: Callable[[str], "Segmenter"], device: str, gpu: GPUDecorator):
         self._segmenter_of = segmenter_of
         self.device = str(device)
         self._encode = gpu(self.encode_here, duration=encode_duration)
-        self._decode = gpu(self.decode_here, duration=decode_duration)
 
     def encoder(self, model_type: str) -> "Encoder":
         """An encoder for Segmenter.embed: runs in the worker, returns the CPU embedding;
@@ -155,16 +154,6 @@ class GpuWork:
 
         return encode
 
-    def decode(
-        self, model_type: str, emb: "ImageEmbedding", prompts: Prompts, multimask: bool, gt: Optional[np.ndarray]
-    ) -> SideResult:
-        """`decode_side` in the worker, for an embedding held on the CPU. Raises AppError."""
-        # the tensor travels apart, by value
-        out = self._decode(model_type, TensorBytes.of(emb.embedding), replace(emb, embedding=None), prompts, multimask, gt)
-        if isinstance(out, Failure):
-            raise AppError(out.message)
-        return out
-
     # -- what runs inside the worker --------------------------------------------------------
 
     def encode_here(self, model_type: str, image: np.ndarray, size: int, config: BASAMConfig) -> Union[TensorBytes, Failure]:
@@ -176,24 +165,6 @@ class GpuWork:
             return TensorBytes.of(segmenter.encode_uncached(image, size, config))
         except EncoderOutOfMemory as exc:
             return Failure(str(exc), out_of_memory=True)
-
-    def decode_here(
-        self, model_type: str, embedding: TensorBytes, emb: "ImageEmbedding", prompts: Prompts, multimask: bool,
-        gt: Optional[np.ndarray],
-    ) -> Union[SideResult, Failure]:
-        """`decode_side` with the embedding (`emb` without its tensor, and the tensor) on the device."""
-        import torch
-
-        segmenter = self._on_device(model_type)
-        try:
-            return decode_side(segmenter, replace(emb, embedding=embedding.tensor(self.device)), prompts, multimask, gt)
-        except AppError as exc:
-            return Failure(str(exc))
-        except torch.OutOfMemoryError:
-            return Failure(
-                f"out of memory decoding the masks at size {emb.size} on {self.device}: choose a smaller inference size",
-                out_of_memory=True,
-            )
 
     def _on_device(self, model_type: str) -> "Segmenter":
         segmenter = self._segmenter_of(model_type)

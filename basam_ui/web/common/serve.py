@@ -10,9 +10,10 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from ...vocabulary import DEFAULT_CACHE_GB, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_PRECISION, gb_to_bytes
+from ...vocabulary import DEFAULT_CACHE_GB, DEFAULT_DECODE, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_PRECISION, gb_to_bytes
 from .auth import Login, check_exposure, logins_from_options
 from .engine import AppEngine
 from .gpu_work import GPUDecorator
@@ -40,10 +41,14 @@ class Page:
 def launch_options(engine: AppEngine, logins: Sequence[Login] = (), css: str = "",
                    allowed_paths: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
     """Keyword arguments for demo.launch(): the upload bound, the folders served as files (the
-    engine's work folder and `allowed_paths`), the page's CSS, and the logins (then the page,
-    its files and the API all need one)."""
+    engine's work folder and `allowed_paths`), the page's CSS, the logins (then the page, its
+    files, the API and the decoder routes all need one), and the routes a page decodes
+    clicks with (decode_routes.py)."""
+    from .decode_routes import lifespan
+
     allowed = [str(engine.work_dir), *map(str, allowed_paths)]
-    return {"max_file_size": MAX_FILE_SIZE, "allowed_paths": allowed, "css": css, "auth": list(logins) or None}
+    return {"max_file_size": MAX_FILE_SIZE, "allowed_paths": allowed, "css": css, "auth": list(logins) or None,
+            "app_kwargs": {"lifespan": lifespan(engine)}}  # fmt: skip
 
 
 def zero_gpu() -> Optional[GPUDecorator]:
@@ -62,11 +67,16 @@ def engine_from_args(args: argparse.Namespace) -> AppEngine:
     file fails at start. Raises DownloadError / CheckpointError / ValueError."""
     from ...models import CheckpointError, ModelSpec, default_device
 
+    from ...checkpoints import checkpoint_dir
+
     gpu = zero_gpu()
     # under ZeroGPU the models stay on the CPU here and move to the GPU inside its worker:
     # this process must not initialise CUDA
     device = str(args.device or ("cuda" if gpu else default_device()))
     spec = ModelSpec.from_args(args)
+    cache_dir = getattr(args, "cache_dir", None)
+    # exported decoders are kept like embeddings (in the disk cache), else beside the checkpoints
+    decoder_dir = Path(cache_dir) / "decoders" if cache_dir else checkpoint_dir(getattr(args, "checkpoint_dir", None)) / "decoders"
     engine = AppEngine(
         spec.loaders("cpu" if gpu else device),
         max_size=getattr(args, "max_size", DEFAULT_MAX_SIZE),
@@ -77,6 +87,8 @@ def engine_from_args(args: argparse.Namespace) -> AppEngine:
         random_weights=spec.random_weights,
         device=device,
         gpu=gpu,
+        decode=getattr(args, "decode", DEFAULT_DECODE),
+        decoder_dir=decoder_dir,
     )
     try:
         engine.segmenter(engine.default_model)

@@ -131,6 +131,10 @@ class SideResult:
     gt_mae: Optional[tuple[float, ...]] = None
     gt_iou: Optional[tuple[float, ...]] = None
     precision: str = "fp32"  # the image encoder's, as run (the embedding's key)
+    key: Optional[object] = None  # the embedding's cache key (cache.EmbeddingKey), which names it to the browser
+    # "server", or "browser": the page decoded the prompts and drew the masks itself; then `masks`
+    # is None and `scores`/`choice` are the browser's (events.server_masks decodes them here)
+    decoded_in: str = "server"
 
     @property
     def mask(self) -> Optional[np.ndarray]:
@@ -146,6 +150,19 @@ class FieldItem:
     fingerprint: str
     size: tuple[int, int]
     pixel_size: Optional[tuple[float, float]] = None
+
+
+@dataclass(frozen=True)
+class DecoderNote:
+    """Which decoder made the masks the page shows, for the status line: "browser" with its
+    time for both sides (`ms`) and the IoU between the two sides' masks it measured on a
+    `grid` (w, h) of the image, or "server" with `why` the browser did not decode them."""
+
+    where: str = "server"
+    why: str = ""
+    ms: Optional[float] = None
+    iou: Optional[float] = None
+    grid: Optional[tuple[int, int]] = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,6 +211,7 @@ class Session:
         if self.fields is not None:
             return self.fields.size
         return (int(self.image.shape[1]), int(self.image.shape[0]))
+    decoder: Optional[DecoderNote] = None  # which decoder made the masks shown (None before any)
 
     def side(self, name: str) -> Optional[SideResult]:
         """The result of a side, by key or label ("sam"/"SAM", "basam"/"BA-SAM")."""

@@ -21,16 +21,17 @@ EXPORT_CHOICES = {MASK_FORMAT_LABELS[fmt]: fmt for fmt in MASK_FORMATS}
 
 
 def pick_candidate(session: Session, side: str, index: Any) -> Session:
-    """Show candidate `index` of one side's masks (multimask output)."""
+    """Show candidate `index` of one side's masks (multimask output; drawn by the browser when
+    it decoded them)."""
     result = session.side(side)
-    if result is None or result.masks is None:
+    if result is None or result.scores is None:
         return session
     try:
         index = int(index)
     except (TypeError, ValueError):
         raise AppError(f"candidate must be a number, got {index!r}") from None
-    if not 0 <= index < len(result.masks):
-        raise AppError(f"{side} has {len(result.masks)} candidates, got candidate {index + 1}")
+    if not 0 <= index < len(result.scores):
+        raise AppError(f"{side} has {len(result.scores)} candidates, got candidate {index + 1}")
     picked = replace(result, choice=index)
     return replace(session, **{side_key(side): picked})
 
@@ -94,7 +95,7 @@ class View:
 
 def candidates(result: Optional[SideResult]) -> list[tuple[str, int]]:
     """Radio choices for a multimask result: "#1 · IoU 0.93" (predicted IoU), best marked."""
-    if result is None or result.masks is None or len(result.masks) < 2:
+    if result is None or result.scores is None or len(result.scores) < 2:
         return []
     best = int(np.argmax(result.scores))
     return [
@@ -111,8 +112,8 @@ def view(session: Session) -> View:
     return View(
         masks_for_canvas(session),
         candidates(session.sam), candidates(session.basam),
-        session.sam.choice if session.sam and session.sam.masks is not None else None,
-        session.basam.choice if session.basam and session.basam.masks is not None else None,
+        session.sam.choice if session.sam and session.sam.scores is not None else None,
+        session.basam.choice if session.basam and session.basam.scores is not None else None,
         status_text(session),
     )
 

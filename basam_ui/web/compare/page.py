@@ -16,7 +16,7 @@ from ..common import events as common
 from ..common import window_events, windows
 from ..common.canvas import CLEAR_JS, SET_NEGATIVE_JS, UNDO_JS, PromptCanvas
 from ..common.engine import AppEngine
-from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message, failure_text
+from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message
 from ..common.page import progress_reporter
 from ..common.page import listen as attach
 from ..common.page import stamp_timings
@@ -34,6 +34,11 @@ UPLOAD_FILE_TYPES = None
 PROMPT_HELP = (
     "Click: positive point · Shift-click or right-click: negative point · drag: box. "
     "SAM takes one box per prediction: the last box drawn is used, together with all points."
+)
+# the browser saves the file the Download button made (a link with the download attribute)
+SAVE_FILE_JS = (
+    "(f) => { if (f && f.url) { const a = document.createElement('a'); a.href = f.url; "
+    "a.download = f.orig_name || ''; document.body.appendChild(a); a.click(); a.remove(); } }"
 )
 VIEW_LEGEND = (
     "Views (V, or the buttons above the image): BA-SAM (orange) · SAM (blue) · Difference: only in SAM blue, "
@@ -94,7 +99,10 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             export_side = gr.Radio([SIDE_LABELS[k] for k in SIDES], value=SIDE_LABELS[DEFAULT_SIDE], label="Export the mask of",
                                    elem_id="export-side")
             export_format = gr.Radio(list(EXPORT_CHOICES), value=next(iter(EXPORT_CHOICES)), label="as", elem_id="export-format")
-            download = gr.DownloadButton("Download mask (full resolution)", elem_id="download", interactive=False)
+            # made when pressed (the server decodes the prompts at full resolution if the browser
+            # drew the masks), then saved by the browser from a hidden file component
+            download = gr.Button("Download mask (full resolution)", elem_id="download", interactive=False)
+            download_file = gr.File(visible="hidden", elem_id="download-file")
         examples = _examples(upload, gt_upload)
         api_inputs, api_outputs, api_trigger = _api_components(engine)
 
@@ -110,7 +118,7 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             shown = events.view(session)
             return {
                 state: session,
-                canvas: gr.update(masks=shown.masks),
+                canvas: gr.update(masks=shown.masks, decoder=engine.browser.offer(session)),
                 sam_candidates: gr.update(choices=shown.sam_candidates, value=shown.sam_choice, visible=bool(shown.sam_candidates)),
                 basam_candidates: gr.update(choices=shown.basam_candidates, value=shown.basam_choice, visible=bool(shown.basam_candidates)),
                 status: shown.status,
@@ -208,31 +216,38 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             session = events.set_ground_truth(engine, data[state], data[gt_upload])
             return common.compute(engine, session, settings_of(data), report), {}
 
-        def on_export_choice(data: dict) -> dict:
+        def on_download(data: dict) -> dict:
+            """The chosen side's mask as a file, decoded here at full resolution when the browser
+            drew it (a click never makes the server decode; a download does)."""
             try:
-                exported = events.export_mask_file(engine, data[state], data[export_side], data[export_format])
+                session, shown = data[state], data[canvas]
+                if shown and session.image is not None and common.canvas_prompts(shown) != session.prompts:
+                    # the page's newest prompts (the browser's record of them may still be on its way)
+                    value = {key: item for key, item in shown.items() if key != "decoded"}
+                    session = common.set_prompts(engine, session, value, settings_of(data))
+                session = common.server_masks(engine, session, why="the download")
+                exported = events.export_mask_file(engine, session, data[export_side], data[export_format])
             except Exception as exc:  # never Gradio's error badge: the message line says it
-                return {message: failure_message(exc, "mask export")}
-            return {download: gr.update(value=exported, interactive=exported is not None), message: ""}
+                return {download_file: None, message: failure_message(exc, "mask export")}
+            if exported is None:
+                return {download_file: None, message: "⚠️ click the image (or draw a box) first: there is no mask yet"}
+            return {download_file: str(exported), message: ""}
 
         def refresh_download(data: dict) -> dict:
-            """The Download button's file for the session the last event left (made after the
-            event has sent the masks, so the click path does not wait for it)."""
-            try:
-                exported = events.export_mask_file(engine, data[state], data[export_side], data[export_format])
-            except Exception as exc:  # the page's own events say what is wrong; only log a bug
-                if not isinstance(exc, USER_ERRORS):
-                    failure_text(exc, "download file")
-                exported = None
-            return {download: gr.update(value=exported, interactive=exported is not None)}
+            """The Download button is on once there are masks (made by the server or drawn by
+            the browser)."""
+            session = data[state]
+            ready = session.settings is not None and not session.prompts.empty and all(
+                session.side(key) is not None and (session.side(key).masks is not None or session.side(key).decoded_in == "browser")
+                for key in SIDES
+            )  # fmt: skip
+            return {download: gr.update(interactive=ready)}
 
         def listen(trigger, fn, inputs, **kwargs):
             """A page event (progress on the status line, not over the canvas)."""
             return _listen(trigger, fn, inputs, outputs=page_outputs, concurrency_id="models", show_progress_on=[status], **kwargs)
 
-        # the Download file for what the page shows, made after each event has answered, on
-        # a queue of its own; a listener of its own (not a .then of each event), so a click
-        # never waits for the export of the click before it
+        # the Download button follows the session (cheap: the file is made when it is pressed)
         state.change(
             refresh_download, common_inputs, [download], trigger_mode="always_last", concurrency_id="export",
             show_progress="hidden", api_visibility="private",
@@ -287,10 +302,9 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             basam_candidates.input, guarded(on_pick("basam", basam_candidates)), {*common_inputs, basam_candidates},
             api_name="pick_basam",
         )
-        _listen(
-            [export_side.input, export_format.input], on_export_choice, common_inputs, outputs=[download, message],
-            show_progress="hidden", api_name="export_choice",
-        )
+        saved = download.click(on_download, {*common_inputs, canvas}, [download_file, message], concurrency_id="export",
+                               show_progress="minimal", api_visibility="private")
+        saved.then(None, [download_file], None, js=SAVE_FILE_JS, queue=False, api_visibility="private")
 
         api_trigger.click(
             _segment_endpoint(engine), api_inputs, api_outputs, api_name="segment", concurrency_id="models",

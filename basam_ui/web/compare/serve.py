@@ -8,7 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ...vocabulary import DEFAULT_CACHE_GB, DEFAULT_MAX_SIZE, DEFAULT_MODEL_TYPE, DEFAULT_PRECISION
+from ...vocabulary import DEFAULT_CACHE_GB, DEFAULT_DECODE, DEFAULT_MAX_SIZE, DEFAULT_MODEL_TYPE, DEFAULT_PRECISION
 from ..common import serve as common
 from ..common.auth import AUTH_ENV, Login, logins_from_env
 from ..common.engine import AppEngine
@@ -69,7 +69,7 @@ def space_app() -> tuple["gr.Blocks", dict[str, Any]]:
 
 def space_args() -> argparse.Namespace:
     """The options `engine_from_args` reads, as a Space sets them (the command line's
-    defaults, the model and random weights from the environment)."""
+    defaults; the model, random weights and --decode from the environment)."""
     return argparse.Namespace(
         model=os.environ.get("BASAM_UI_MODEL", DEFAULT_MODEL_TYPE),
         checkpoint=None,
@@ -80,4 +80,5 @@ def space_args() -> argparse.Namespace:
         cache_gb=DEFAULT_CACHE_GB,
         cache_dir=None,
         precision=DEFAULT_PRECISION,
+        decode=os.environ.get("BASAM_UI_DECODE", DEFAULT_DECODE),
     )
