@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from basam_ui.project import Project
+from basam_ui.web.annotate import editing
 from basam_ui.web.annotate import events as annotate
 from basam_ui.web.annotate import view as annotate_view
 from basam_ui.web.annotate.events import AnnotateState
@@ -48,7 +49,7 @@ def canvas(state: AnnotateState, points=(), box=None, strokes=()) -> dict:
 
 def prompted(engine, state, points=((60, 50),), box=None):
     value = canvas(state, points, box)
-    return annotate.set_prompts(engine, state, value, SETTINGS), value
+    return editing.set_prompts(engine, state, value, SETTINGS), value
 
 
 def test_commit_records_the_chosen_side_and_provenance(engine, project):
@@ -56,7 +57,7 @@ def test_commit_records_the_chosen_side_and_provenance(engine, project):
     assert project.image(state.image_id).path == "a.png" and state.session.basam.source == "computed"
     state, value = prompted(engine, state, ((60, 50), (30, 40)))
     basam_mask = state.session.basam.mask.copy()
-    state = annotate.commit(engine, project, state, value, "2 · background", SETTINGS)
+    state = editing.commit(engine, project, state, value, "2 · background", SETTINGS)
     [record] = project.objects(state.image_id)
     assert record.label == "background" and record.provenance.side == "basam" and record.provenance.annotator == "alice"
     assert np.array_equal(record.mask(), basam_mask) and not record.provenance.brushed
@@ -66,32 +67,32 @@ def test_commit_records_the_chosen_side_and_provenance(engine, project):
     assert state.session.prompts.empty and state.selected == record.id and project.image(state.image_id).status == "in_progress"
     # S: SAM's mask, with the vanilla setting recorded
     state, value = prompted(engine, state, ((100, 80),))
-    state = annotate.switch_side(state, "SAM")
+    state = editing.switch_side(state, "SAM")
     sam_mask = state.session.sam.mask.copy()
-    state = annotate.commit(engine, project, state, value, "lesion", SETTINGS)
+    state = editing.commit(engine, project, state, value, "lesion", SETTINGS)
     second = project.objects(state.image_id)[-1]
     assert second.provenance.side == "sam" and not second.provenance.nsf and not second.provenance.bmam
     assert np.array_equal(second.mask(), sam_mask) and state.side == "basam"
     with pytest.raises(AppError, match="no mask"):
-        annotate.commit(engine, project, state, canvas(state), "lesion", SETTINGS)
+        editing.commit(engine, project, state, canvas(state), "lesion", SETTINGS)
 
 
 def test_brush_strokes_paint_original_pixels(engine, project):
     mask = np.zeros((20, 30), bool)
-    line = annotate.apply_strokes(mask, [{"mode": "brush", "size": 1, "points": [(10.5, 5.2), (20.9, 5.7)]}])
+    line = editing.apply_strokes(mask, [{"mode": "brush", "size": 1, "points": [(10.5, 5.2), (20.9, 5.7)]}])
     assert np.array_equal(np.argwhere(line), [[5, x] for x in range(10, 21)])  # one row, 1 px wide
-    erased = annotate.apply_strokes(np.ones((20, 30), bool), [{"mode": "erase", "size": 5, "points": [(15, 10)]}])
+    erased = editing.apply_strokes(np.ones((20, 30), bool), [{"mode": "erase", "size": 5, "points": [(15, 10)]}])
     assert (~erased).sum() == 13 and not erased[10, 13] and erased[10, 18]  # the 13 pixels within 2 px of the centre
     with pytest.raises(AppError, match="malformed"):
-        annotate.parse_strokes({"strokes": [{"mode": "paint", "size": 3, "points": [[1, 2]]}]})
+        editing.parse_strokes({"strokes": [{"mode": "paint", "size": 3, "points": [[1, 2]]}]})
     with pytest.raises(AppError, match="malformed"):
-        annotate.parse_strokes({"strokes": [{"mode": "brush", "size": 3, "points": [[1, float("nan")]]}]})
+        editing.parse_strokes({"strokes": [{"mode": "brush", "size": 3, "points": [[1, float("nan")]]}]})
 
     state = opened(engine, project)
     state, value = prompted(engine, state)
     stroke = {"mode": "brush", "size": 3, "points": [[5, 100], [150, 100]]}
-    expected = annotate.apply_strokes(state.session.basam.mask, annotate.parse_strokes({"strokes": [stroke]}))
-    state = annotate.commit(engine, project, state, {**value, "strokes": [stroke]}, "lesion", SETTINGS)
+    expected = editing.apply_strokes(state.session.basam.mask, editing.parse_strokes({"strokes": [stroke]}))
+    state = editing.commit(engine, project, state, {**value, "strokes": [stroke]}, "lesion", SETTINGS)
     [record] = project.objects(state.image_id)
     assert record.provenance.brushed and record.provenance.brush_edits == 1
     assert np.array_equal(record.mask(), expected) and record.mask()[99:102, 5:151].all()
@@ -100,28 +101,28 @@ def test_brush_strokes_paint_original_pixels(engine, project):
 def test_select_relabel_reopen_replace_delete_undo(engine, project):
     state = opened(engine, project)
     state, value = prompted(engine, state, ((40, 40),))
-    state = annotate.commit(engine, project, state, value, "lesion", SETTINGS)
+    state = editing.commit(engine, project, state, value, "lesion", SETTINGS)
     first = state.selected
-    state = annotate.relabel(project, annotate.select_object(state, first), "2 · background")
+    state = editing.relabel(project, editing.select_object(state, first), "2 · background")
     assert project.object(first).label == "background"
-    state, value = annotate.reopen_selected(engine, project, state, SETTINGS)
+    state, value = editing.reopen_selected(engine, project, state, SETTINGS)
     assert value["points"][0]["x"] == 40 and state.reopened == first and not state.session.prompts.empty
     value = canvas(state, ((40, 40), (70, 60)))
-    state = annotate.set_prompts(engine, state, value, SETTINGS)
-    state = annotate.commit(engine, project, state, value, "background", SETTINGS)
+    state = editing.set_prompts(engine, state, value, SETTINGS)
+    state = editing.commit(engine, project, state, value, "background", SETTINGS)
     [replaced] = project.objects(state.image_id)
     assert replaced.id != first and replaced.replaces == first and len(replaced.provenance.prompts["points"]) == 2
-    state = annotate.undo(project, state)  # the replacement goes, the original comes back
+    state = editing.undo(project, state)  # the replacement goes, the original comes back
     assert [o.id for o in project.objects(state.image_id)] == [first]
-    state = annotate.delete_selected(project, annotate.select_object(state, first))
+    state = editing.delete_selected(project, editing.select_object(state, first))
     assert project.objects(state.image_id) == [] and state.selected is None
     with pytest.raises(AppError, match="nothing to undo"):
-        annotate.undo(project, state)
+        editing.undo(project, state)
     with pytest.raises(AppError, match="select an object"):
-        annotate.delete_selected(project, state)
-    assert annotate.add_label(project, "vessel")[-1] == "vessel"
+        editing.delete_selected(project, state)
+    assert editing.add_label(project, "vessel")[-1] == "vessel"
     with pytest.raises(AppError):
-        annotate.add_label(project, "  ")
+        editing.add_label(project, "  ")
 
 
 def test_two_sessions_get_different_images_and_done_moves_on(engine, project):
@@ -145,7 +146,7 @@ def test_objects_layer_and_changed_or_missing_files(engine, project, tmp_path):
     state = opened(engine, project)
     for point in ((40, 40), (120, 90)):
         state, value = prompted(engine, state, (point,))
-        state = annotate.commit(engine, project, state, value, "lesion", SETTINGS)
+        state = editing.commit(engine, project, state, value, "lesion", SETTINGS)
     records = project.objects(state.image_id)
     layer = annotate_view.objects_layer(state, records)
     assert [item["label"] for item in layer["items"]] == ["lesion", "lesion"]
@@ -161,7 +162,7 @@ def test_objects_layer_and_changed_or_missing_files(engine, project, tmp_path):
     state = annotate.open_image(engine, project, state, state.image_id)
     assert "changed" in state.note and "changed!" in annotate_view.image_rows(project, state)[0][1]
     with pytest.raises(AppError, match="changed"):
-        annotate.commit(engine, project, *prompted(engine, annotate.encode(engine, state, SETTINGS)), "lesion", SETTINGS)
+        editing.commit(engine, project, *prompted(engine, annotate.encode(engine, state, SETTINGS)), "lesion", SETTINGS)
     state = annotate.resolve_changed(engine, project, state, keep=False)
     assert project.objects(state.image_id) == [] and not project.image(state.image_id).changed
     project.file_path(project.image_by_path("d.png")).unlink()

@@ -219,6 +219,7 @@ def test_the_page_shows_an_unreadable_image_with_its_reason_and_moves_on(bad, en
 
 
 def test_a_commit_needs_the_annotators_name(bad, engine):
+    from basam_ui.web.annotate import editing
     from basam_ui.web.annotate import events as annotate
     from basam_ui.web.common.session import AppError, Settings
 
@@ -227,10 +228,10 @@ def test_a_commit_needs_the_annotators_name(bad, engine):
         state = annotate.encode(engine, annotate.first_image(engine, project, annotate.start(None, "")), settings)
         value = {"image": dict(state.session.canvas_image), "rev": 1, "negative": False,
                  "points": [{"x": 100, "y": 120, "label": 1, "i": 1}], "boxes": []}  # fmt: skip
-        state = annotate.set_prompts(engine, state, value, settings)
+        state = editing.set_prompts(engine, state, value, settings)
         with pytest.raises(AppError, match="type your name"):
-            annotate.commit(engine, project, state, value, "object", settings)
+            editing.commit(engine, project, state, value, "object", settings)
         assert project.all_objects() == []
         named = annotate.start(state, "bo")  # the page passes the field's text with every event
-        annotate.commit(engine, project, named, value, "object", settings)
+        editing.commit(engine, project, named, value, "object", settings)
         assert [o.provenance.annotator for o in project.all_objects()] == ["bo"]

@@ -121,7 +121,7 @@ def test_prompts_the_page_is_still_decoding_wait_for_its_record(engine, image_pa
     """A queued event may carry a value whose prompts the page is decoding (marked pending):
     the server neither decodes nor stores them; the page's record follows. A commit (the
     annotate page's) or a download carries its prompts and decodes them here."""
-    from basam_ui.web.annotate import events as annotate
+    from basam_ui.web.annotate import editing
 
     session = encoded(engine, image_path)
     pending = canvas_with(session, [(150, 100, 1)], 1, {"by": "browser", "rev": 1, "pending": True})
@@ -138,8 +138,8 @@ def test_prompts_the_page_is_still_decoding_wait_for_its_record(engine, image_pa
             return type("Record", (), {"id": 1})()
 
     project = NoProject()
-    state = annotate.AnnotateState(holder="h", annotator="ana", image_id=1, session=session)
-    annotate.commit(engine, project, state, pending, "lesion", settings())
+    state = editing.AnnotateState(holder="h", annotator="ana", image_id=1, session=session)
+    editing.commit(engine, project, state, pending, "lesion", settings())
     assert engine.decodes == 4 and project.prompts["points"] == [[150.0, 100.0]] and project.mask.shape == (200, 300)
 
 

@@ -18,6 +18,7 @@ from basam_ui.image_io import load_image
 from basam_ui.project import Project
 from basam_ui.segmenter import image_hash
 from basam_ui.sources import open_source
+from basam_ui.web.annotate import editing
 from basam_ui.web.annotate import events as annotate
 from basam_ui.web.common import events as common
 from basam_ui.web.common import window_events, windows
@@ -127,8 +128,8 @@ def test_annotate_objects_record_the_window_they_were_made_under(engine, made, t
         assert annotate.set_window(engine, state, HARDER) == (state, None)  # the window it has: nothing to do
         state = annotate.encode(engine, state, SETTINGS)
         prompt = {**value, "points": [{"x": 90, "y": 140, "label": 1, "i": 1}], "rev": 1}
-        state = annotate.set_prompts(engine, state, prompt, SETTINGS)
-        state = annotate.commit(engine, project, state, prompt, "mass", SETTINGS)
+        state = editing.set_prompts(engine, state, prompt, SETTINGS)
+        state = editing.commit(engine, project, state, prompt, "mass", SETTINGS)
         [record] = project.objects(state.image_id)
         assert record.provenance.window["key"] == HARDER and record.provenance.window["name"] == "HARDER"
         assert record.provenance.window["center"] == 24000.0

@@ -15,6 +15,7 @@ from project_util import make_images, provenance
 from team_util import disc, fake_set
 
 from basam_ui.project import Project
+from basam_ui.web.annotate import editing
 from basam_ui.web.annotate import events as annotate
 from basam_ui.web.annotate import proposals as page_proposals
 from basam_ui.web.annotate import review as page_review
@@ -131,7 +132,7 @@ def test_an_annotator_sees_only_their_copy_of_a_double_image_and_reviewers_revie
     assert rita.image_id == image.id and rita.selected == mine.id and rita.mode == "review"
     assert [r.id for r in page_review.visible_objects(project, rita)] == [mine.id, theirs.id]
     with pytest.raises(AppError, match="reviewing"):
-        annotate.commit(engine, project, rita, None, "lesion", SETTINGS)
+        editing.commit(engine, project, rita, None, "lesion", SETTINGS)
     rita = page_review.decide(engine, project, rita, "accepted")
     assert rita.selected == theirs.id
     with pytest.raises(AppError, match="few words"):

@@ -16,6 +16,7 @@ import pytest
 from basam_ui.project import Project
 from basam_ui.sources.fields import Field, field_for_view
 from basam_ui.sources import Region
+from basam_ui.web.annotate import editing
 from basam_ui.web.annotate import events as annotate
 from basam_ui.web.annotate import view as annotate_view
 from basam_ui.web.common import events as common
@@ -72,7 +73,7 @@ def test_a_slide_opens_as_tiles_with_no_field_and_nothing_encoded(engine, projec
 def test_the_first_prompt_makes_the_field_from_the_view_and_masks_lie_on_it(engine, project):
     state = opened(engine, project)
     view = (5000.4, 3000.7, 2047.2, 1500.0)
-    state = annotate.set_prompts(engine, state, value(state, [(6000, 3500)], 1, view), SETTINGS)
+    state = editing.set_prompts(engine, state, value(state, [(6000, 3500)], 1, view), SETTINGS)
     field = state.session.field
     assert field == field_for_view(Region(*view), 256, SIZE) == Field(5000, 3000, 2048, 1501, 8.0)
     assert state.session.basam.mask.shape == field.size[::-1]
@@ -80,9 +81,9 @@ def test_the_first_prompt_makes_the_field_from_the_view_and_masks_lie_on_it(engi
     assert masks["field"] == field.as_dict() and (masks["width"], masks["height"]) == field.size
     # a prompt of the same field decodes only; a new field_rev makes a new field
     before = engine.encodes
-    state = annotate.set_prompts(engine, state, value(state, [(6000, 3500), (6100, 3600)], 1, view), SETTINGS)
+    state = editing.set_prompts(engine, state, value(state, [(6000, 3500), (6100, 3600)], 1, view), SETTINGS)
     assert engine.encodes == before and state.session.field == field
-    state = annotate.set_prompts(engine, state, value(state, [(12_000, 9000)], 2, (11_500, 8800, 1000, 800)), SETTINGS)
+    state = editing.set_prompts(engine, state, value(state, [(12_000, 9000)], 2, (11_500, 8800, 1000, 800)), SETTINGS)
     assert state.session.field == Field(11_500, 8800, 1000, 800, 1000 / 256) and engine.encodes == before + 2
     assert fields.canvas_field(state.session) == {"field_rev": 2, "field_view": {"x": 11_500, "y": 8800, "width": 1000, "height": 800}}
 
@@ -100,13 +101,13 @@ def test_prompts_reach_the_model_in_field_pixels():
 def test_a_field_met_again_comes_from_the_cache_unread(engine, project, monkeypatch):
     state = opened(engine, project)
     view = (2000, 2000, 1024, 1024)
-    state = annotate.set_prompts(engine, state, value(state, [(2500, 2500)], 1, view), SETTINGS)
+    state = editing.set_prompts(engine, state, value(state, [(2500, 2500)], 1, view), SETTINGS)
     reads = []
     real = fields.read_slide_field
     monkeypatch.setattr(fields, "read_slide_field", lambda *a: reads.append(a) or real(*a))
-    state = annotate.set_prompts(engine, state, value(state, [(9000, 9000)], 2, (8000, 8000, 2000, 2000)), SETTINGS)
+    state = editing.set_prompts(engine, state, value(state, [(9000, 9000)], 2, (8000, 8000, 2000, 2000)), SETTINGS)
     assert len(reads) == 2  # a new field: read for each side's encode
-    state = annotate.set_prompts(engine, state, value(state, [(2600, 2600)], 3, view), SETTINGS)
+    state = editing.set_prompts(engine, state, value(state, [(2600, 2600)], 3, view), SETTINGS)
     assert len(reads) == 2 and {state.session.sam.source, state.session.basam.source} == {"memory"}
     # the cache key: the slide's fingerprint and the field, not a hash of its pixels
     from basam_ui.cache import EmbeddingKey
@@ -131,10 +132,10 @@ def test_cancel_stops_an_encode_at_its_next_block_and_keeps_nothing(engine, proj
     view = (7000, 7000, 3000, 2000)
     before, cached = engine.encodes, len(engine.cache)
     with pytest.raises(AppError, match="cancelled"):
-        annotate.set_prompts(engine, state, value(state, [(8000, 8000)], 1, view), SETTINGS, progress, flag)
+        editing.set_prompts(engine, state, value(state, [(8000, 8000)], 1, view), SETTINGS, progress, flag)
     assert engine.encodes == before and len(engine.cache) == cached
     assert any(0.1 < f < 0.55 for f in seen)  # progress came block by block
-    state = annotate.set_prompts(engine, state, value(state, [(8000, 8000)], 1, view), SETTINGS)  # again: it runs
+    state = editing.set_prompts(engine, state, value(state, [(8000, 8000)], 1, view), SETTINGS)  # again: it runs
     assert state.session.basam.mask is not None and engine.encodes == before + 2
 
 
@@ -142,24 +143,24 @@ def test_commit_stores_the_field_and_brushes_at_its_resolution_and_reopen_brings
     state = opened(engine, project)
     view = (4000, 4000, 2560, 2048)  # a field at 1:10
     stroke = {"mode": "brush", "size": 40, "points": [[4100, 4100], [4500, 4100]]}
-    state = annotate.set_prompts(engine, state, value(state, [(5000, 5000)], 1, view), SETTINGS)
+    state = editing.set_prompts(engine, state, value(state, [(5000, 5000)], 1, view), SETTINGS)
     field = state.session.field
     mask = state.session.basam.mask.copy()
-    state = annotate.commit(engine, project, state, value(state, [(5000, 5000)], 1, view, [stroke]), "tumour", SETTINGS)
+    state = editing.commit(engine, project, state, value(state, [(5000, 5000)], 1, view, [stroke]), "tumour", SETTINGS)
     [record] = project.objects(state.image_id)
     assert record.field == field and (record.height, record.width) == field.size[::-1]
     painted = record.mask() & ~mask
     assert painted[9:12, 10:51].any() and not painted[20:].any()  # 40 level-0 px at 1:10: a 4-px line in field pixels
     assert record.provenance.prompts["points"] == [[5000.0, 5000.0]]  # prompts stay in level-0 pixels
-    assert annotate.fresh_value(state)["field_rev"] == 1
+    assert editing.fresh_value(state)["field_rev"] == 1
     layer = annotate_view.objects_layer(state, [record])
     [piece] = layer["pieces"]
     assert (piece["x"], piece["y"], piece["width"], piece["height"]) == (4000, 4000, 2560, 2048)
     assert layer["items"][0]["bbox"][0] >= 4000
     # elsewhere, then reopen: the object's field is asked for again
-    state = annotate.set_prompts(engine, state, value(state, [(15_000, 12_000)], 2, (14_000, 11_000, 3000, 3000)), SETTINGS)
-    state = annotate.select_object(state, record.id)
-    state, reopened = annotate.reopen_selected(engine, project, state, SETTINGS)
+    state = editing.set_prompts(engine, state, value(state, [(15_000, 12_000)], 2, (14_000, 11_000, 3000, 3000)), SETTINGS)
+    state = editing.select_object(state, record.id)
+    state, reopened = editing.reopen_selected(engine, project, state, SETTINGS)
     assert reopened["field_rev"] == 3 and reopened["focus"] == {"x": 4000, "y": 4000, "width": 2560, "height": 2048}
     assert state.session.field == field and state.reopened == record.id
 

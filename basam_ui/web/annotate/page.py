@@ -22,6 +22,7 @@ from ..common.page import listen as attach
 from ..common.page import stamp_timings
 from ..common.session import USER_ERRORS, Settings
 from ..common.window_control import window_control
+from . import editing
 from . import events as annotate
 from . import proposals_ui, review_ui
 from . import view as annotate_view
@@ -205,7 +206,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             return out
 
         def fresh_canvas(st: AnnotateState) -> dict:
-            return {canvas: gr.update(value=annotate.fresh_value(st))}
+            return {canvas: gr.update(value=editing.fresh_value(st))}
 
         def field_size(st: AnnotateState, data: dict) -> dict:
             """A slide opened with the page's S untouched: S for fields on this device (a GPU's)."""
@@ -277,7 +278,7 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
 
         def on_add_label(data: dict) -> dict:
             try:
-                names = annotate.add_label(project, data[new_label])
+                names = editing.add_label(project, data[new_label])
             except Exception as exc:
                 return {message: failure_message(exc, "adding a class")}
             choice = annotate_view.class_choice(names, data[new_label].strip())
@@ -314,22 +315,22 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                                         show_progress="minimal"))  # fmt: skip
 
         model_events.append(listen(canvas.prompt, guarded(cancellable(
-            lambda st, d, r, flag: (annotate.set_prompts(engine, st, d[canvas], settings_of(d), r, flag), {})),
+            lambda st, d, r, flag: (editing.set_prompts(engine, st, d[canvas], settings_of(d), r, flag), {})),
             everything=False), [canvas], light, trigger_mode="always_last"))
         # the side as the page shows it when Enter is pressed: a quick S + Enter sends two events
         # that can reach the queue in either order
-        listen(commit_btn.click, guarded(lambda st, d, r: _committed(annotate.commit(
-            engine, project, annotate.switch_side(st, d[side]) if d[side] else st, d[canvas], d[label],
+        listen(commit_btn.click, guarded(lambda st, d, r: _committed(editing.commit(
+            engine, project, editing.switch_side(st, d[side]) if d[side] else st, d[canvas], d[label],
             settings_of(d), r), fresh_canvas)), [canvas, label, side], everything)
         # the side lives in the page until Enter (the commit reads it); the canvas follows it
         side.change(None, [side], None, js=SIDE_VIEW_JS, queue=False, api_visibility="private")
-        listen(undo_btn.click, guarded(lambda st, d, r: (annotate.undo(project, st), {})), [], full)
-        listen(objects.input, guarded(lambda st, d, r: (annotate.select_object(st, d[objects]), {})), [objects], full)
-        listen(relabel_btn.click, guarded(lambda st, d, r: (annotate.relabel(project, st, d[label]), {})), [label], full)
-        listen(delete_btn.click, guarded(lambda st, d, r: (annotate.delete_selected(project, st), {})), [], full)
+        listen(undo_btn.click, guarded(lambda st, d, r: (editing.undo(project, st), {})), [], full)
+        listen(objects.input, guarded(lambda st, d, r: (editing.select_object(st, d[objects]), {})), [objects], full)
+        listen(relabel_btn.click, guarded(lambda st, d, r: (editing.relabel(project, st, d[label]), {})), [label], full)
+        listen(delete_btn.click, guarded(lambda st, d, r: (editing.delete_selected(project, st), {})), [], full)
 
         def on_reopen(st, d, r):
-            st, value = annotate.reopen_selected(engine, project, st, settings_of(d), r)
+            st, value = editing.reopen_selected(engine, project, st, settings_of(d), r)
             names = project.labels()  # its class is selected, so Enter keeps it
             chosen = annotate_view.class_choice(names, project.object(st.reopened).label)
             return st, {canvas: gr.update(value=value), label: gr.update(choices=annotate_view.class_choices(names), value=chosen)}

@@ -296,13 +296,13 @@ def accept(project, st: AnnotateState, proposal_id: Any, label: str, seconds: Op
     """A digit or Enter on a selected proposal: it becomes an object of class `label` (its
     predicted IoU and stability kept), selected in the list."""
     from ...project import ProjectError
-    from .events import _label
+    from .editing import label_name
 
     if not st.annotator:
         raise AppError("type your name in the Annotator field first: every object records who made it")
     proposal = _proposal_of_image(project, st, proposal_id)
     try:
-        record = project.accept_proposal(proposal.id, _label(project, label), st.annotator, holder=st.holder,
+        record = project.accept_proposal(proposal.id, label_name(project, label), st.annotator, holder=st.holder,
                                          seconds=seconds)  # fmt: skip
     except (ProjectError, ValueError) as exc:
         raise AppError(str(exc)) from None
@@ -325,7 +325,7 @@ def accept_above(project, st: AnnotateState, wish: Optional[Wish], min_iou: Any,
     """"Accept all above a score": every pending proposal of the open image (these settings)
     whose predicted IoU is at least `min_iou`, as objects of class `label`."""
     from ...project import ProjectError
-    from .events import _label
+    from .editing import label_name
 
     if not st.annotator:
         raise AppError("type your name in the Annotator field first: every object records who made it")
@@ -337,7 +337,7 @@ def accept_above(project, st: AnnotateState, wish: Optional[Wish], min_iou: Any,
     except (TypeError, ValueError):
         raise AppError(f"the score must be a number between 0 and 1, got {min_iou!r}") from None
     try:
-        made = project.accept_proposals(stored.id, threshold, _label(project, label), st.annotator, holder=st.holder)
+        made = project.accept_proposals(stored.id, threshold, label_name(project, label), st.annotator, holder=st.holder)
     except (ProjectError, ValueError) as exc:
         raise AppError(str(exc)) from None
     shown = display_path(project.image(st.image_id).path)

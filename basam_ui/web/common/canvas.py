@@ -96,7 +96,9 @@ def PromptCanvas(
         value=value,
         html_template=HTML_TEMPLATE.replace("{empty}", html.escape(empty)),
         css_template=(HERE / "canvas.css").read_text(),
-        js_on_load="\n".join(Path(script).read_text() for script in (HERE / "canvas.js", HERE / "tiles.js", HERE / "decode.js", *extensions)),
+        js_on_load="\n".join(
+            Path(script).read_text() for script in (HERE / "canvas.js", HERE / "tiles.js", HERE / "decode.js", *extensions)
+        ),
         apply_default_css=False,
         masks=None,
         decoder=None,
