@@ -220,7 +220,7 @@ def undo(project, state: AnnotateState) -> AnnotateState:
     return replace(state, selected=None, note=f"object {removed} taken back")
 
 
-def addlabel_name(project, name: str) -> list[str]:
+def add_label(project, name: str) -> list[str]:
     """Store a new class; returns every class name."""
     try:
         return project.add_labels([name])
