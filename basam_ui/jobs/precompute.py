@@ -16,14 +16,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Protocol, Sequence
 
 from ..basam.config import BASAMConfig
 from ..vocabulary import SETTING_NAMES, check_sizes, gb_to_bytes
 
 if TYPE_CHECKING:
     from ..segmenter import Segmenter
-    from .propose import ProposeOutcome
 
 
 def settings_for(names: Sequence[str], beta: float) -> tuple[tuple[str, BASAMConfig], ...]:
@@ -152,7 +151,16 @@ class Summary:
         )
 
 
-def problem_lines(outcome: "ImageOutcome | ProposeOutcome") -> list[str]:
+class JobOutcome(Protocol):
+    """What `problem_lines` reads of one image's outcome (this module's `ImageOutcome`,
+    `propose.ProposeOutcome`)."""
+
+    path: str
+    failed: Sequence[str]
+    skipped: Optional[str]
+
+
+def problem_lines(outcome: JobOutcome) -> list[str]:
     """What went wrong with one image of a job, as lines to report: a "failed PATH, why" per
     failed item, "skipped PATH: why" for an unreadable file."""
     lines = [f"failed {outcome.path}, {why}" for why in outcome.failed]
