@@ -133,7 +133,7 @@ def test_prompts_the_page_is_still_decoding_wait_for_its_record(engine, image_pa
         def labels(self):
             return ["lesion"]
 
-        def commit_object(self, image_id, mask, label, provenance, replaces=None, holder=None):
+        def commit_object(self, image_id, mask, label, provenance, replaces=None, holder=None, field=None):
             self.mask, self.prompts = mask, provenance.prompts
             return type("Record", (), {"id": 1})()
 
