@@ -330,7 +330,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return precompute.main(args)
     if args.command == "export":
-        return _export(args)
+        from .jobs import export_dataset
+
+        return export_dataset.main(args)
     if args.command == "import":
         from .jobs import import_annotations
 
@@ -365,29 +367,6 @@ def _download(args: argparse.Namespace) -> int:
     return status
 
 
-def _export(args: argparse.Namespace) -> int:
-    from .project import Project, ProjectError
-    from .project.records import display_path
-    from .project.export import export_project
-
-    try:
-        with Project.open(args.dir, args.db, create=False, readonly=True, scan=False) as project:
-            result = export_project(project, args.out, args.format, all_images=args.all, polygons=args.polygons,
-                                    copy_images=args.copy_images, val_fraction=args.val, seed=args.seed,
-                                    keep_uids=args.keep_uids, seg_labels=args.seg_labels,
-                                    include_rejected=args.include_rejected, include_proposals=args.include_proposals,
-                                    reviewed_only=args.reviewed_only)  # fmt: skip
-    except (ProjectError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for kind, paths in (("missing", result.missing), ("changed since annotated", result.changed),
-                        ("unreadable", result.unreadable), ("without a DICOM SEG (see skipped.txt)", result.skipped)):
-        if paths:
-            print(f"warning: {len(paths)} image file(s) {kind}: {', '.join(map(display_path, paths[:5]))}"
-                  + (" ..." if len(paths) > 5 else ""), file=sys.stderr)
-    print(f"{result.format}: {result.objects} objects of {result.images} images -> {result.out}")
-    return 0
-
 
 def _annotate(args: argparse.Namespace) -> int:
     from .project import Project, ProjectError
@@ -415,7 +394,6 @@ def _annotate(args: argparse.Namespace) -> int:
     from .web.annotate.serve import main as serve_annotate_page
 
     return serve_annotate_page(args, project)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -105,6 +105,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def launched(demo, **options) -> Iterator[str]:
+    """`demo` (a Gradio Blocks) served by this process on a free local port with Gradio's
+    launch `options`: yields its URL, closes it after."""
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **options)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+
+
 @dataclass
 class ServerProcess:
     """A server started by `start_server`: its process, base URL and log file."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr  # at module level: Gradio resolves the `gr.Request` annotation below from here
 import pytest
 
-from browser import free_port, serve
+from browser import free_port, launched, serve
 from basam_ui.web.common import auth
 from basam_ui.web.common import events as common
 from basam_ui.web.common.auth import AuthError
@@ -51,13 +51,10 @@ def served(vit_t, tmp_path_factory):
 
     engine = AppEngine({"vit_t": lambda: vit_t}, random_weights=True, work_dir=tmp_path_factory.mktemp("work"))
     display = common.upload_image(engine, str(PHOTO)).canvas_image["url"]
-    demo = build_app(engine)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(engine, LOGINS))
     try:
-        yield f"http://127.0.0.1:{port}", display
+        with launched(build_app(engine), **launch_options(engine, LOGINS)) as url:
+            yield url, display
     finally:
-        demo.close()
         engine.close()
 
 

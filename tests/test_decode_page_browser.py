@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 import fork_gpu
-from browser import free_port, launch_chromium
+from browser import free_port, launch_chromium, launched
 from onnx_exports import exported_decoder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -68,13 +68,10 @@ def compare(vit_t, tmp_path_factory):
     from basam_ui.web.compare.serve import launch_options
 
     engine = make_engine(vit_t, tmp_path_factory.mktemp("compare"), gpu=fork_gpu.GPU)
-    demo = build_app(engine)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(engine))
     try:
-        yield f"http://127.0.0.1:{port}", engine, dark_image(tmp_path_factory.mktemp("image") / "dark.png")
+        with launched(build_app(engine), **launch_options(engine)) as url:
+            yield url, engine, dark_image(tmp_path_factory.mktemp("image") / "dark.png")
     finally:
-        demo.close()
         engine.close()
 
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import fork_gpu
-from browser import free_port
+from browser import launched
 from basam_ui.web.common import events as common
 from basam_ui.web.compare import api
 from basam_ui.web.common.engine import AppEngine
@@ -66,13 +66,10 @@ def served(vit_t, tmp_path_factory):
     from basam_ui.web.compare.serve import launch_options
 
     engine = make_engine(vit_t, tmp_path_factory.mktemp("forked"), gpu=fork_gpu.GPU)
-    demo = build_app(engine)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(engine))
     try:
-        yield engine, f"http://127.0.0.1:{port}"
+        with launched(build_app(engine), **launch_options(engine)) as url:
+            yield engine, url
     finally:
-        demo.close()
         engine.close()
 
 

@@ -142,3 +142,9 @@ def test_the_contract_sees_real_imports():
     edges = graph()
     assert "segmenter" in edges["web.common.engine"] or "segmenter" in edges["web.common.gpu_work"]
     assert "bench" in edges["cli"] and "vocabulary" in edges["segmenter"] and "basam.config" in edges["cache"]
+
+
+def test_no_module_over_400_lines():
+    """Small modules with one job each: a module past 400 lines is split by job."""
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > 400}
+    assert not long, f"modules over 400 lines: {long}"

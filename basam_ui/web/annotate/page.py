@@ -1,5 +1,5 @@
-"""The annotate page: its layout and the wiring of its events to `events.py` (what the events
-do) and `view.py` (what is shown). The engine, the project and the prefetcher are
+"""The annotate page: its layout and the wiring of its events to `events.py` and `editing.py`
+(what the events do) and `view.py` (what is shown). The engine, the project and the prefetcher are
 captured by the event functions; each browser session's state is an `AnnotateState` in
 gr.State, whose delete callback gives up the session's claim."""
 
@@ -17,14 +17,14 @@ from ..common import windows
 from ..common.auth import login_name
 from ..common.canvas import PromptCanvas
 from ..common.engine import AppEngine
-from ..common.page import BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message, progress_reporter
-from ..common.page import listen as attach
-from ..common.page import stamp_timings
+from ..common.page import (
+    BASE_CSS, RANDOM_WEIGHTS_WARNING, concurrency_limit, failure_message, progress_reporter, stamp_timings,
+    listen as attach,
+)  # fmt: skip
 from ..common.session import USER_ERRORS, Settings
 from ..common.window_control import window_control
-from . import editing
+from . import editing, proposals_ui, review_ui
 from . import events as annotate
-from . import proposals_ui, review_ui
 from . import view as annotate_view
 from .events import AnnotateState
 from .prefetch import Prefetcher
@@ -285,7 +285,9 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             return {label: gr.update(choices=annotate_view.class_choices(names), value=choice), new_label: "", message: ""}
 
         def listen(trigger, fn, inputs, outputs, **kwargs):
-            return _listen(trigger, fn, {state, name, *settings_inputs, *inputs}, outputs, **kwargs)
+            """A page event (one trigger or several) on the model queue, kept out of the API docs."""
+            options = {"concurrency_id": "models", "show_progress": "minimal", "api_visibility": "private", **kwargs}
+            return attach(trigger, fn, {state, name, *settings_inputs, *inputs}, outputs, **options)
 
         everything = full + [canvas, size]
         # the remembered name goes into the field in the browser, at once; the server never
@@ -319,9 +321,12 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
             everything=False), [canvas], light, trigger_mode="always_last"))
         # the side as the page shows it when Enter is pressed: a quick S + Enter sends two events
         # that can reach the queue in either order
-        listen(commit_btn.click, guarded(lambda st, d, r: _committed(editing.commit(
-            engine, project, editing.switch_side(st, d[side]) if d[side] else st, d[canvas], d[label],
-            settings_of(d), r), fresh_canvas)), [canvas, label, side], everything)
+        def on_commit(st, d, r):  # the next object starts with no prompts, no strokes
+            st = editing.commit(engine, project, editing.switch_side(st, d[side]) if d[side] else st, d[canvas],
+                                d[label], settings_of(d), r)  # fmt: skip
+            return st, fresh_canvas(st)
+
+        listen(commit_btn.click, guarded(on_commit), [canvas, label, side], everything)
         # the side lives in the page until Enter (the commit reads it); the canvas follows it
         side.change(None, [side], None, js=SIDE_VIEW_JS, queue=False, api_visibility="private")
         listen(undo_btn.click, guarded(lambda st, d, r: (editing.undo(project, st), {})), [], full)
@@ -377,8 +382,8 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
                [name], light)
         name.change(None, [name], None, js=f"(n) => {{ localStorage.setItem('{NAME_KEY}', n || ''); }}",
                     queue=False, api_visibility="private")
-        add_label.click(on_add_label, {new_label}, [label, new_label, message], api_visibility="private")
-        new_label.submit(on_add_label, {new_label}, [label, new_label, message], api_visibility="private")
+        attach([add_label.click, new_label.submit], on_add_label, {new_label}, [label, new_label, message],
+               api_visibility="private")
         def on_report() -> dict:
             try:
                 return {report: report_text(), message: ""}
@@ -391,13 +396,3 @@ def build_annotate_app(engine: AppEngine, project, prefetcher: Optional[Prefetch
     demo.queue(default_concurrency_limit=concurrency_limit(engine.device))
     return demo
 
-
-def _committed(st: AnnotateState, fresh_canvas: Callable[[AnnotateState], dict]) -> tuple[AnnotateState, dict]:
-    """After a commit the canvas starts the next object: no prompts, no strokes."""
-    return st, fresh_canvas(st)
-
-
-def _listen(trigger, fn, inputs, outputs, **kwargs):
-    """Attach an event to one trigger or several, on the model queue, kept out of the API docs."""
-    return attach(trigger, fn, inputs, outputs, **{"concurrency_id": "models", "show_progress": "minimal",
-                                                  "api_visibility": "private", **kwargs})
