@@ -117,6 +117,20 @@ def launched(demo, **options) -> Iterator[str]:
         demo.close()
 
 
+@contextmanager
+def compare_page(engine, logins=()) -> Iterator[str]:
+    """The compare page of `engine` (an AppEngine) served by this process, with `logins`:
+    yields its URL; closes the page and the engine after."""
+    from basam_ui.web.compare.page import build_app
+    from basam_ui.web.compare.serve import launch_options
+
+    try:
+        with launched(build_app(engine), **launch_options(engine, logins)) as url:
+            yield url
+    finally:
+        engine.close()
+
+
 @dataclass
 class ServerProcess:
     """A server started by `start_server`: its process, base URL and log file."""

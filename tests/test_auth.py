@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr  # at module level: Gradio resolves the `gr.Request` annotation below from here
 import pytest
 
-from browser import free_port, launched, serve
+from browser import compare_page, free_port, serve
 from basam_ui.web.common import auth
 from basam_ui.web.common import events as common
 from basam_ui.web.common.auth import AuthError
@@ -45,17 +45,12 @@ def login(url: str, user: str, password: str) -> tuple[int, str]:
 def served(vit_t, tmp_path_factory):
     """The app with two logins, served in this process; one uploaded image's display copy
     is a file the server hands out."""
-    from basam_ui.web.compare.page import build_app
     from basam_ui.web.common.engine import AppEngine
-    from basam_ui.web.compare.serve import launch_options
 
     engine = AppEngine({"vit_t": lambda: vit_t}, random_weights=True, work_dir=tmp_path_factory.mktemp("work"))
     display = common.upload_image(engine, str(PHOTO)).canvas_image["url"]
-    try:
-        with launched(build_app(engine), **launch_options(engine, LOGINS)) as url:
-            yield url, display
-    finally:
-        engine.close()
+    with compare_page(engine, LOGINS) as url:
+        yield url, display
 
 
 def test_page_files_and_api_need_a_login(served):

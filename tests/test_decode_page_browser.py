@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 import fork_gpu
-from browser import free_port, launch_chromium, launched
+from browser import compare_page, free_port, launch_chromium
 from onnx_exports import exported_decoder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -64,15 +64,9 @@ def chromium():
 @pytest.fixture(scope="module")
 def compare(vit_t, tmp_path_factory):
     """The compare page in this process; its encodes fork as ZeroGPU's do (fork_gpu)."""
-    from basam_ui.web.compare.page import build_app
-    from basam_ui.web.compare.serve import launch_options
-
     engine = make_engine(vit_t, tmp_path_factory.mktemp("compare"), gpu=fork_gpu.GPU)
-    try:
-        with launched(build_app(engine), **launch_options(engine)) as url:
-            yield url, engine, dark_image(tmp_path_factory.mktemp("image") / "dark.png")
-    finally:
-        engine.close()
+    with compare_page(engine) as url:
+        yield url, engine, dark_image(tmp_path_factory.mktemp("image") / "dark.png")
 
 
 class Page:

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import fork_gpu
-from browser import launched
+from browser import compare_page
 from basam_ui.web.common import events as common
 from basam_ui.web.compare import api
 from basam_ui.web.common.engine import AppEngine
@@ -62,15 +62,9 @@ def events(engine: AppEngine) -> list[Session]:
 @pytest.fixture(scope="module")
 def served(vit_t, tmp_path_factory):
     """An engine whose model work forks (the stand-in), serving the app in this process."""
-    from basam_ui.web.compare.page import build_app
-    from basam_ui.web.compare.serve import launch_options
-
     engine = make_engine(vit_t, tmp_path_factory.mktemp("forked"), gpu=fork_gpu.GPU)
-    try:
-        with launched(build_app(engine), **launch_options(engine)) as url:
-            yield engine, url
-    finally:
-        engine.close()
+    with compare_page(engine) as url:
+        yield engine, url
 
 
 def segment(client, **kwargs):
