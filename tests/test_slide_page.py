@@ -197,3 +197,21 @@ def test_a_large_photo_is_shown_in_tiles_and_annotated_whole(engine, tmp_path, m
         assert state.session.image.shape == (480, 640, 3) and state.session.fields is None  # encoded whole, as before
         state = annotate.open_image(engine, project, state, project.image_by_path("small.png").id)
         assert "full" in state.session.canvas_image and "tiles" not in state.session.canvas_image
+
+
+def test_a_slides_clicks_are_decoded_on_the_server_and_the_page_is_told_why(engine, project, tmp_path):
+    """decoder.js maps prompts to a whole image's embedding, not to a field's region: a slide's
+    offer says the server decodes, and a browser's record for a field is not taken."""
+    from basam_ui.web.common.browser_decode import BrowserDecoding
+
+    browser = BrowserDecoding("auto", tmp_path / "decoders", lambda model: engine.segmenter(model).sam)
+    state = opened(engine, project)
+    offer = browser.offer(state.session)
+    assert offer == {"mode": "server", "why": "a slide's fields are decoded on the server", "state": "off",
+                     "url": state.session.canvas_image["url"]}  # fmt: skip
+    view = (5000.0, 3000.0, 2048.0, 1500.0)
+    state = editing.set_prompts(engine, state, value(state, [(6000, 3500)], 1, view), SETTINGS)
+    record = {"by": "browser", "rev": 5, "keys": {}, "ms": {"sam": 1, "basam": 1, "total": 1},
+              "scores": {"sam": [0.5], "basam": [0.5]}, "best": {"sam": 0, "basam": 0}}
+    assert browser.claim(state.session, {**value(state, [(6000, 3500)]), "decoded": record}, SETTINGS) is None
+    assert browser.server_note(state.session).why == "a slide's fields are decoded on the server"

@@ -154,7 +154,8 @@ class BrowserDecoding:
     # -- what the page gets ---------------------------------------------------------------------
 
     def offer(self, session: Session) -> Optional[dict]:
-        """The canvas's `decoder` prop for `session`: None without an encoded image; else
+        """The canvas's `decoder` prop for `session`: None without an encoded image; for a slide
+        {"mode": "server", "why", "state": "off", "url"}; else
         {"mode": "browser" | "server", "why": why the server decodes this session's clicks
         whatever the export ("" when the browser may), "state": the export's ("exporting",
         "ready", "failed"; "off" in server mode), "exportWhy" (`export_reason`), "stateUrl"
@@ -164,6 +165,9 @@ class BrowserDecoding:
         The page decodes when mode is "browser", why is "" and state is "ready"."""
         from ...basam.encoder import resized_size
 
+        if session.fields is not None and session.canvas_image is not None:  # a slide: the server, and why
+            url = session.canvas_image["url"]
+            return {"mode": "server", "why": self.session_reason(session), "state": "off", "url": url}
         if session.image is None or session.canvas_image is None or session.settings is None:
             return None
         results = {side: session.side(side) for side in SIDES}

@@ -162,7 +162,11 @@ function serverWhy() {
 function showLine() {
   const o = dec.offer, v = value();
   let text = '';
-  if (o && v) text = decodesHere(v) ? 'Clicks decode in this browser.' : `Clicks decode on the server: ${serverWhy() || 'no image'}.`;
+  // (an offer made for another image says nothing of this one: Gradio may keep a prop it was
+  // sent as null)
+  if (o && v && v.image && v.image.url === o.url) {
+    text = decodesHere(v) ? 'Clicks decode in this browser.' : `Clicks decode on the server: ${serverWhy() || 'no image'}.`;
+  }
   decLine.textContent = text;
   root.dataset.decoder = o && v && decodesHere(v) ? 'browser' : 'server';
 }
