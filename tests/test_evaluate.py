@@ -167,7 +167,7 @@ def test_methods_and_ablation():
     assert methods_for(0.3) == {"vanilla": BASAMConfig.vanilla(), "BA-SAM": BASAMConfig(True, True, 0.3)}
     ablation = methods_for(0.3, ablation=True)
     assert list(ablation) == ["vanilla", "BA-SAM", "NSF only", "BM-AM only"]
-    assert ablation["NSF only"] == BASAMConfig(True, False, 0.3)
+    assert ablation["NSF only"] == BASAMConfig(True, False, 0.0)  # no slope without BM-AM: the page's key
     assert ablation["BM-AM only"] == BASAMConfig(False, True, 0.3)
 
 

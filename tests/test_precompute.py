@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -240,3 +241,16 @@ def test_16bit_files_give_the_masks_of_fp32(vit_t, shared_images, tmp_path):
         a, _, _ = seg.predict_with(exact, **prompt)
         b, _, _ = seg.predict_with(stored, **prompt)
         assert (a == b).mean() >= 0.995
+
+
+@pytest.mark.parametrize("name", ["vanilla", "basam", "nsf", "bmam"])
+def test_each_named_setting_is_the_one_the_page_makes(name):
+    """precompute (and eval) make the settings the page asks for, so the page finds their
+    embeddings in the cache: same config, hence the same cache key, whatever beta."""
+    from basam_ui.vocabulary import PRESETS
+    from basam_ui.web.common.session import Settings
+
+    nsf, bmam = PRESETS[name]
+    [(_, made)] = settings_for([name], beta=0.3)
+    page = Settings("vit_t", 1024, nsf, bmam, 0.3, False).basam_config
+    assert made == (page if nsf or bmam else BASAMConfig.vanilla())

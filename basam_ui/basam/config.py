@@ -43,7 +43,11 @@ class BASAMConfig:
         if name not in PRESETS:
             raise ValueError(f"settings must be among {', '.join(PRESETS)}, got {name!r}")
         nsf, bmam = PRESETS[name]
-        return cls(nsf=nsf, bmam=bmam, beta=beta) if nsf or bmam else cls.vanilla()
+        if not (nsf or bmam):
+            return cls.vanilla()
+        # without BM-AM the slope does nothing: 0, as the app's settings make it, so that the
+        # embeddings precompute stores for NSF only are the ones the page asks for
+        return cls(nsf=nsf, bmam=bmam, beta=beta if bmam else 0.0)
 
     @property
     def is_vanilla(self) -> bool:
