@@ -10,9 +10,9 @@ from typing import Optional, Sequence
 from . import __version__, bench
 from .checkpoints import CHECKPOINT_DIR_ENV
 from .vocabulary import (
-    BROWSER_DECODE_MAX_SIZE, DATASET_FORMATS, DECODE_MODES, DEFAULT_BETA, DEFAULT_CACHE_GB, DEFAULT_DECODE,
-    DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_MODEL_TYPE, DEFAULT_PRECISION, DEFAULT_SIZE, IMPORT_FORMATS, MODEL_TYPES,
-    PRECISION_HELP, PRECISIONS, PROMPT_KINDS, SETTING_NAMES,
+    BROWSER_DECODE_MAX_SIZE, DATASET_FORMAT_LABELS, DATASET_FORMATS, DECODE_MODES, DEFAULT_BETA, DEFAULT_CACHE_GB,
+    DEFAULT_DECODE, DEFAULT_DISK_GB, DEFAULT_MAX_SIZE, DEFAULT_MODEL_TYPE, DEFAULT_PRECISION, DEFAULT_SIZE,
+    IMPORT_FORMATS, MODEL_TYPES, PRECISION_HELP, PRECISIONS, PROMPT_KINDS, SETTING_NAMES,
 )  # fmt: skip
 
 
@@ -131,10 +131,11 @@ def _add_project_commands(sub: argparse._SubParsersAction) -> None:
 
     exp = sub.add_parser(
         "export",
-        help="export an annotation project as a dataset (COCO, PNG label maps, YOLO-seg, DICOM SEG)",
+        help=f"export an annotation project as a dataset ({', '.join(DATASET_FORMAT_LABELS.values())})",
         description="Write the objects of the done images (every image with objects with --all) as COCO "
-        "instances JSON, PNG label maps, YOLO segmentation labels or DICOM Segmentations (one per annotated "
-        "DICOM image), with report.md. Where objects overlap, the later one lies on top.",
+        "instances JSON, PNG label maps, YOLO segmentation labels, GeoJSON features (QuPath) or DICOM "
+        "Segmentations (one per annotated DICOM image), with report.md. Where objects overlap, the later one "
+        "lies on top.",
     )
     exp.add_argument("dir", metavar="DIR", help="the project's folder of images")
     exp.add_argument("--db", metavar="PATH", help=db_help)
