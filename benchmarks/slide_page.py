@@ -58,17 +58,9 @@ def memory_mib(pid: int) -> dict:
 
 
 def write(folder: Path) -> Path:
-    from slides import write_slide
+    from slides import write_benchmark_slide
 
-    path = folder / "slide-100000x80000.tif"
-    levels = 1
-    while max(SIZE) >> (levels - 1) > 1000:
-        levels += 1
-    started = time.perf_counter()
-    write_slide(path, SIZE, levels=levels, mpp=0.25, compress_level=1)
-    print(f"wrote {path.name} ({levels} levels, {path.stat().st_size / 2**20:.0f} MiB) in "
-          f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
-    return path
+    return write_benchmark_slide(folder / "slide-100000x80000.tif", SIZE)
 
 
 def js(page, expression: str):

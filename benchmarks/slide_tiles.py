@@ -153,20 +153,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=6, help="tile requests served at once")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
     args = parser.parse_args()
-    from slides import write_slide
+    from slides import write_benchmark_slide
 
     folder = None
     path = args.slide
     if path is None:
         folder = tempfile.mkdtemp(prefix="slide-bench-")
-        path = Path(folder) / "slide-100000x80000.tif"
-        levels = 1
-        while max(SIZE) >> (levels - 1) > 1000:
-            levels += 1
-        started = time.perf_counter()
-        write_slide(path, SIZE, levels=levels, mpp=0.25, compress_level=1)
-        print(f"wrote {path} ({levels} levels, {path.stat().st_size / 2**20:.0f} MiB) in "
-              f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+        path = write_benchmark_slide(Path(folder) / "slide-100000x80000.tif", SIZE)
     try:
         for down, name in ((0, "1:1"), (2, "1:4")):
             r = in_child(pan, str(path), args.threads, down)
