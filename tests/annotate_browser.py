@@ -4,7 +4,9 @@ the `basam-ui annotate` server, and the page's gestures and waits."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -30,13 +32,20 @@ def make_project(root: Path, count: int) -> Path:
     return root
 
 
-def serve_project(folder: Path, log_dir: Path, labels: str = "lesion,vessel"):
-    """`basam-ui annotate FOLDER` with random vit_t weights at S=... (a context manager); no
-    proposals computed in the background (tests/test_proposals_browser.py has them), so the
-    CPU goes to what a test waits for."""
-    command = [sys.executable, "-m", "basam_ui", "annotate", str(folder), "--labels", labels, "--random-weights",
-               "--model", "vit_t", "--device", "cpu", "--max-size", "1024", "--no-background-proposals", "--port", "{port}",
-               "--decode", "server"]  # the server's decoding (the browser's: test_decode_page_browser.py)
+# by default no proposals computed in the background (tests/test_proposals_browser.py has
+# them), so the CPU goes to what a test waits for, and the server's decoding (the browser's:
+# tests/test_decode_page_browser.py)
+QUIET = ("--no-background-proposals", "--decode", "server")
+
+
+def serve_project(folder: Path, log_dir: Path, labels: Optional[str] = "lesion,vessel", max_size: int = 1024,
+                  options: Sequence[str] = QUIET):  # fmt: skip
+    """`basam-ui annotate FOLDER` with random vit_t weights (a context manager yielding the
+    running server), with `--labels labels` (None: the project's own), `--max-size` and
+    `options`."""
+    labelled = ["--labels", labels] if labels else []
+    command = [sys.executable, "-m", "basam_ui", "annotate", str(folder), *labelled, "--random-weights", "--model",
+               "vit_t", "--device", "cpu", "--max-size", str(max_size), *options, "--port", "{port}"]  # fmt: skip
     return serve(command, log_dir=log_dir, cwd=REPO, timeout=180, env=SERVER_ENV)
 
 

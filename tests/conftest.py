@@ -43,6 +43,13 @@ def page_engine(vit_t, tmp_path_factory):
     eng.close()
 
 
+@pytest.fixture(scope="module")
+def engine(page_engine):
+    """The pages' engine under the name the page tests use; a module that needs a fresh one
+    (its own cache and encoder count) defines its own `engine`."""
+    return page_engine
+
+
 @pytest.fixture(scope="session")
 def vit_b():
     """A seeded random-weight SAM ViT-B on the CPU."""

@@ -26,11 +26,6 @@ SIZES = {"a.png": (120, 160), "b.png": (100, 140), "c.png": (90, 120), "d.png": 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def engine(page_engine):
-    return page_engine
-
-
 @pytest.fixture
 def project(tmp_path):
     with Project.open(make_images(tmp_path / "images", SIZES), labels=["lesion", "background"]) as opened:

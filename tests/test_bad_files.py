@@ -171,11 +171,6 @@ def test_the_html_name_is_stored_as_its_characters(bad):
 # -- the annotate page's events on the bad folder (random vit_t, S=256) -----------------------
 
 
-@pytest.fixture(scope="module")
-def engine(page_engine):
-    return page_engine
-
-
 def test_the_page_shows_an_unreadable_image_with_its_reason_and_moves_on(bad, engine):
     from basam_ui.web.annotate import events as annotate
     from basam_ui.web.annotate import view as annotate_view

@@ -6,17 +6,15 @@ annotator's name: what is typed the moment the page appears is the name the next
 
 from __future__ import annotations
 
-import sys
 import time
 
 import pytest
-from annotate_browser import TIMEOUT_MS, AnnotatePage
+from annotate_browser import TIMEOUT_MS, AnnotatePage, serve_project
 from bad_files import HTML_NAME, NON_UTF8_NAME, READABLE, UNREADABLE, make_bad_folder
-from browser import launch_chromium, serve
+from browser import launch_chromium
 
 from basam_ui.project import Project
 
-from annotate_browser import REPO, SERVER_ENV  # noqa: E402
 
 # any red badge: a status tracker's "Error", or an error toast (warnings are fine)
 ERRORS_JS = ("() => [...document.querySelectorAll('[data-testid=status-tracker] .error, .toast-body.error')]"
@@ -31,9 +29,7 @@ def bad_project(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(bad_project, tmp_path_factory):
     # --max-size 512: S = the small images' own size ("native"), so each encode is quick
-    command = [sys.executable, "-m", "basam_ui", "annotate", str(bad_project), "--random-weights", "--model",
-               "vit_t", "--device", "cpu", "--max-size", "512", "--no-background-proposals", "--port", "{port}", "--decode", "server"]  # fmt: skip
-    with serve(command, log_dir=tmp_path_factory.mktemp("server"), cwd=REPO, timeout=180, env=SERVER_ENV) as running:
+    with serve_project(bad_project, tmp_path_factory.mktemp("server"), labels=None, max_size=512) as running:
         yield running
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from annotate_browser import REPO, SERVER_ENV, TIMEOUT_MS, AnnotatePage
+from annotate_browser import REPO, SERVER_ENV, TIMEOUT_MS, AnnotatePage, serve_project
 from seg_checks import dciodvfy_errors, references, segments, segread_masks
 
 import dicoms
@@ -42,9 +42,8 @@ def project_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(project_dir, tmp_path_factory):
-    command = [sys.executable, "-m", "basam_ui", "annotate", str(project_dir), "--labels", "mass,calcification",
-               "--random-weights", "--model", "vit_t", "--device", "cpu", "--max-size", "512", "--port", "{port}"]
-    with serve(command, log_dir=tmp_path_factory.mktemp("server"), cwd=REPO, timeout=180, env=SERVER_ENV) as running:
+    log_dir = tmp_path_factory.mktemp("server")
+    with serve_project(project_dir, log_dir, "mass,calcification", max_size=512, options=()) as running:
         yield running
 
 

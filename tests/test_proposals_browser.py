@@ -7,13 +7,11 @@ skipped, or failed under CI=true (tests/browser.py)."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from annotate_browser import REPO, SERVER_ENV, TIMEOUT_MS, AnnotatePage, make_project
+from annotate_browser import TIMEOUT_MS, AnnotatePage, make_project, serve_project
 from basam_ui.project import Project
-from browser import launch_chromium, serve
+from browser import launch_chromium
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +21,8 @@ def project_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(project_dir, tmp_path_factory):
-    command = [sys.executable, "-m", "basam_ui", "annotate", str(project_dir), "--labels", "lesion,vessel",
-               "--random-weights", "--model", "vit_t", "--device", "cpu", "--max-size", "512", "--port", "{port}"]
-    with serve(command, log_dir=tmp_path_factory.mktemp("server"), cwd=REPO, timeout=180, env=SERVER_ENV) as running:
+    # proposals in the background (what this module tests), clicks decoded as the page chooses
+    with serve_project(project_dir, tmp_path_factory.mktemp("server"), max_size=512, options=()) as running:
         yield running
 
 

@@ -30,11 +30,6 @@ LOOSE = PageProposalSettings(points_per_side=3, pred_iou_thresh=0.0, stability_s
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def engine(page_engine):
-    return page_engine
-
-
 @pytest.fixture
 def project(tmp_path):
     with Project.open(make_images(tmp_path / "images", SIZES), labels=["lesion", "background"]) as opened:

@@ -30,11 +30,6 @@ SIZE = (20_000, 16_000)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def engine(page_engine):
-    return page_engine
-
-
 @pytest.fixture
 def project(tmp_path):
     root = tmp_path / "images"
