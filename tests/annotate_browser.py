@@ -49,9 +49,10 @@ def serve_project(folder: Path, log_dir: Path, labels: Optional[str] = "lesion,v
     return serve(command, log_dir=log_dir, cwd=REPO, timeout=180, env=SERVER_ENV)
 
 
-def project_server_fixtures(count: int):
+def project_server_fixtures(count: int, **options):
     """Module-scoped fixtures `project_dir` (a project of `count` images) and `server`
-    (`basam-ui annotate` serving it): assign both names in the test module."""
+    (`basam-ui annotate` serving it: `serve_project` with `options`): assign both names in the
+    test module."""
 
     @pytest.fixture(scope="module")
     def project_dir(tmp_path_factory):
@@ -59,7 +60,7 @@ def project_server_fixtures(count: int):
 
     @pytest.fixture(scope="module")
     def server(project_dir, tmp_path_factory):
-        with serve_project(project_dir, tmp_path_factory.mktemp("server")) as running:
+        with serve_project(project_dir, tmp_path_factory.mktemp("server"), **options) as running:
             yield running
 
     return project_dir, server

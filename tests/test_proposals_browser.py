@@ -9,21 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from annotate_browser import TIMEOUT_MS, AnnotatePage, make_project, serve_project
+from annotate_browser import TIMEOUT_MS, AnnotatePage, project_server_fixtures
 from basam_ui.project import Project
 from browser import launch_chromium
 
 
-@pytest.fixture(scope="module")
-def project_dir(tmp_path_factory):
-    return make_project(tmp_path_factory.mktemp("project") / "images", 2)
-
-
-@pytest.fixture(scope="module")
-def server(project_dir, tmp_path_factory):
-    # proposals in the background (what this module tests), clicks decoded as the page chooses
-    with serve_project(project_dir, tmp_path_factory.mktemp("server"), max_size=512, options=()) as running:
-        yield running
+# proposals in the background (what this module tests), clicks decoded as the page chooses
+project_dir, server = project_server_fixtures(2, max_size=512, options=())
 
 
 def pick_a_proposal(ann: AnnotatePage) -> int:

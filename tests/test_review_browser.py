@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from annotate_browser import AnnotatePage, make_project, serve_project
+from annotate_browser import AnnotatePage, project_server_fixtures
 from basam_ui.project import Project
 from browser import launch_chromium
 
 
-@pytest.fixture(scope="module")
-def project_dir(tmp_path_factory):
-    return make_project(tmp_path_factory.mktemp("project") / "images", 5)
-
-
-@pytest.fixture(scope="module")
-def server(project_dir, tmp_path_factory):
-    options = ("--reviewers", "rita", "--no-background-proposals")
-    with serve_project(project_dir, tmp_path_factory.mktemp("server"), max_size=512, options=options) as running:
-        yield running
+REVIEWING = ("--reviewers", "rita", "--no-background-proposals")
+project_dir, server = project_server_fixtures(5, max_size=512, options=REVIEWING)
 
 
 def open_image(ann: AnnotatePage) -> str:
