@@ -96,7 +96,7 @@ def server_masks(engine: AppEngine, session: Session, why: str = "the masks at f
     the session itself otherwise."""
     if not session.has_image or session.settings is None or session.prompts.empty:
         return session
-    if all(session.side(side) is None or session.side(side).decoded_in == "server" for side in SIDES):
+    if not session.decoded_in_browser:
         return session
     shown = {side: session.side(side).choice for side in SIDES}
     decoded = compute(engine, session, session.settings, why=why)
@@ -244,7 +244,7 @@ def mask_iou(session: Session) -> Optional[float]:
 
     if session.sam is None or session.basam is None:
         return None
-    if session.sam.decoded_in == "browser" and session.sam.scores is not None:  # as the browser measured it
+    if session.decoded_in_browser:  # as the browser measured it
         return session.decoder.iou if session.decoder is not None else None
     if session.sam.mask is None or session.basam.mask is None:
         return None
@@ -261,7 +261,7 @@ def masks_for_canvas(session: Session) -> Optional[dict]:
     if session.field is not None:  # a slide's masks lie on their field
         shown["field"] = fields.field_rectangle(session.field)
     sam, basam = session.sam, session.basam
-    if sam is not None and basam is not None and sam.decoded_in == "browser" and sam.scores is not None:  # drawn there
+    if session.decoded_in_browser and basam is not None:  # drawn there
         return {**shown, "browser": {"sam": sam.choice, "basam": basam.choice}}
     if sam is None or basam is None or sam.mask is None or basam.mask is None:
         return shown

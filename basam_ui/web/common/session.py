@@ -206,6 +206,12 @@ class Session:
         return self.image is not None or self.fields is not None
 
     @property
+    def decoded_in_browser(self) -> bool:
+        """Whether the page decoded the masks it shows (`BrowserDecoding.record` sets both
+        sides at once: their scores and shown candidates, no masks here)."""
+        return self.sam is not None and self.sam.decoded_in == "browser"
+
+    @property
     def image_size(self) -> tuple[int, int]:
         """(width, height) of the open item at full resolution (a slide's level 0)."""
         if self.fields is not None:
