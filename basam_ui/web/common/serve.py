@@ -65,9 +65,8 @@ def engine_from_args(args: argparse.Namespace) -> AppEngine:
     """The engine the command line asks for (`models.ModelSpec.loaders`: downloads the default
     checkpoint when the checkpoint folder has none), with the default model loaded, so a bad
     file fails at start. Raises DownloadError / CheckpointError / ValueError."""
-    from ...models import CheckpointError, ModelSpec, default_device
-
     from ...checkpoints import checkpoint_dir
+    from ...models import CheckpointError, ModelSpec, default_device
 
     gpu = zero_gpu()
     # under ZeroGPU the models stay on the CPU here and move to the GPU inside its worker:

@@ -237,9 +237,9 @@ def build_app(engine: AppEngine) -> gr.Blocks:
             """The Download button is on once there are masks (made by the server or drawn by
             the browser)."""
             session = data[state]
-            ready = session.settings is not None and not session.prompts.empty and all(
-                session.side(key) is not None and (session.side(key).masks is not None or session.side(key).decoded_in == "browser")
-                for key in SIDES
+            ready = session.settings is not None and not session.prompts.empty and (
+                session.decoded_in_browser or all(session.side(key) is not None and session.side(key).masks is not None
+                                                  for key in SIDES)
             )  # fmt: skip
             return {download: gr.update(interactive=ready)}
 
