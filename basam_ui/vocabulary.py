@@ -20,6 +20,12 @@ FIELD_SIZE_GPU = 2048  # a slide field's S to start with on a GPU (on a CPU: DEF
 OOM_HINT_SIZES = (512, *SIZES)  # what an out-of-memory message may suggest instead
 
 Resolution = Union[int, str]  # an S, or NATIVE
+EMBEDDING_CHANNELS = 256  # an image embedding is (1, 256, S / PATCH, S / PATCH)
+
+
+def embedding_bytes(size: int, itemsize: int = 2) -> int:
+    """Bytes of one image embedding at S = `size` with `itemsize`-byte values (float16: 2)."""
+    return EMBEDDING_CHANNELS * (size // PATCH) ** 2 * itemsize
 
 
 def is_size(size: object) -> bool:

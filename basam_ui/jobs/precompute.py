@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Protocol, Sequence
 
 from ..basam.config import BASAMConfig
-from ..vocabulary import SETTING_NAMES, check_sizes, gb_to_bytes
+from ..vocabulary import SETTING_NAMES, check_sizes, embedding_bytes, gb_to_bytes
 
 if TYPE_CHECKING:
     from ..segmenter import Segmenter
@@ -52,11 +52,6 @@ def list_images(sources: Sequence[str | os.PathLike]) -> list[Path]:
         else:
             raise ValueError(f"{source} does not exist")
     return list(found)
-
-
-def embedding_bytes(size: int, itemsize: int = 2) -> int:
-    """Bytes of one stored embedding (1, 256, S/16, S/16)."""
-    return 256 * (size // 16) ** 2 * itemsize
 
 
 @dataclass

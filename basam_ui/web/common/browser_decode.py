@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from ...vocabulary import BROWSER_DECODE_MAX_SIZE, DECODE_MODES, SIDES
+from ...vocabulary import BROWSER_DECODE_MAX_SIZE, DECODE_MODES, SIDES, embedding_bytes
 from .session import DecoderNote, Session, Settings
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class BrowserDecoding:
         if session.gt is not None:
             return "a ground truth is loaded: its metrics need the masks at full resolution"
         if self.bound is not None and sam.size > self.bound:
-            mib = 2 * 256 * (sam.size // 16) ** 2 / 2**20
+            mib = embedding_bytes(sam.size) / 2**20
             return (f"S={sam.size} is over the browser's bound of {self.bound} (its embedding would be {mib:.0f} MiB "
                     "per side)")
         return ""
@@ -195,7 +195,8 @@ class BrowserDecoding:
 
     def _side_offer(self, key: "EmbeddingKey") -> dict:
         token = self.embedding_token(key)
-        return {"url": f"{ROUTE}/embedding/{token}", "key": token, "bytes": EMBEDDING_HEADER_BYTES + 2 * 256 * (key.size // 16) ** 2}
+        size = EMBEDDING_HEADER_BYTES + embedding_bytes(key.size)
+        return {"url": f"{ROUTE}/embedding/{token}", "key": token, "bytes": size}
 
     # -- what the page sends back -----------------------------------------------------------------
 
