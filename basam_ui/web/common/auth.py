@@ -14,7 +14,7 @@ import ipaddress
 import os
 import stat
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 AUTH_ENV = "BASAM_UI_AUTH"  # a Space's secret: the same lines as an --auth-file
 LOOPBACK_NAMES = ("localhost",)
@@ -117,6 +117,46 @@ def login_name(request: Any) -> Optional[str]:
     """The login name of a Gradio request (a gr.Request: declare a `request: gr.Request`
     parameter in an event function), or None when the server has no logins."""
     return getattr(request, "username", None) or None
+
+
+LOGIN_CHECK = "/gradio_api/login_check"
+
+
+def gradio_login_check(app: Any) -> Callable:
+    """Gradio's own login check on `app` (its FastAPI app), as a dependency for the routes we
+    add to it (decoder files, slide tiles): with logins they need one exactly as the page's
+    own files do; without, everyone passes. Found as the endpoint of Gradio's login-check
+    route (looking into included routers), else as the dependency Gradio's guarded routes
+    carry. Should a Gradio version have neither, a check that refuses every request on a
+    server with logins: our routes are never served unguarded."""
+    found = _find_endpoint(app.routes, LOGIN_CHECK)
+    if found is not None:
+        return found
+    for route in app.routes:
+        for dependency in getattr(route, "dependencies", ()):
+            if getattr(dependency.dependency, "__name__", "") == "login_check":
+                return dependency.dependency
+
+    def refuse_with_logins():
+        from fastapi import HTTPException
+
+        if getattr(app, "auth", None) is not None or getattr(app, "auth_dependency", None) is not None:
+            raise HTTPException(401, "Not authenticated")
+
+    return refuse_with_logins
+
+
+def _find_endpoint(routes, path: str) -> Optional[Callable]:
+    """The endpoint of the route at `path` among `routes`, looking into included routers
+    (FastAPI may keep an included router whole, as an object holding its routes)."""
+    for route in routes:
+        if getattr(route, "path", None) == path and getattr(route, "endpoint", None) is not None:
+            return route.endpoint
+        inner = getattr(route, "original_router", None) or route
+        found = _find_endpoint(inner.routes, path) if inner is not route or hasattr(route, "routes") else None
+        if found is not None:
+            return found
+    return None
 
 
 def _masked(text: str) -> str:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable
 
+from .auth import gradio_login_check
 from .browser_decode import ROUTE
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ MEDIA_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "ap
 VENDOR_CACHE = "private, max-age=86400"  # pinned files; a new ORT version has its own files
 OWN_CACHE = "no-cache"  # our scripts: revalidated, so a new version is picked up at once
 MODEL_CACHE = "private, max-age=86400"  # a token names one model at one S and export version
-LOGIN_CHECK = "/gradio_api/login_check"
 
 
 class EmbeddingGone(LookupError):
@@ -57,7 +57,7 @@ def add_routes(app, engine: "AppEngine") -> None:
     from fastapi import APIRouter, Depends, HTTPException
     from fastapi.responses import FileResponse, JSONResponse, Response
 
-    router = APIRouter(prefix=f"/{ROUTE}", dependencies=[Depends(_login_check(app))])
+    router = APIRouter(prefix=f"/{ROUTE}", dependencies=[Depends(gradio_login_check(app))])
 
     def file(path: Path, cache: str) -> FileResponse:
         return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers={"Cache-Control": cache})
@@ -112,33 +112,3 @@ def add_routes(app, engine: "AppEngine") -> None:
 
 def _gone():
     raise EmbeddingGone()
-
-
-def _login_check(app) -> Callable:
-    """Gradio's own login check (its /login_check endpoint, a FastAPI dependency that lets
-    everyone through when the server has no logins). Should a Gradio version lack it, a check
-    that refuses every request on a server with logins."""
-    found = _find_endpoint(app.routes, LOGIN_CHECK)
-    if found is not None:
-        return found
-
-    def refuse_with_logins():
-        from fastapi import HTTPException
-
-        if getattr(app, "auth", None) is not None or getattr(app, "auth_dependency", None) is not None:
-            raise HTTPException(401, "Not authenticated")
-
-    return refuse_with_logins
-
-
-def _find_endpoint(routes, path: str) -> Optional[Callable]:
-    """The endpoint of the route at `path` among `routes`, looking into included routers
-    (FastAPI may keep an included router whole, as an object holding its routes)."""
-    for route in routes:
-        if getattr(route, "path", None) == path and getattr(route, "endpoint", None) is not None:
-            return route.endpoint
-        inner = getattr(route, "original_router", None) or route
-        found = _find_endpoint(inner.routes, path) if inner is not route or hasattr(route, "routes") else None
-        if found is not None:
-            return found
-    return None

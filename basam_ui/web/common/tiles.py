@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ...sources.tiles import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TileCache, TileMaker, TileNotFound
+from .auth import gradio_login_check
 
 ROUTE = "/basam-tiles"  # the tile routes' prefix (canvas urls are relative to the page's root)
 TILE_CACHE_BYTES = 256 << 20  # encoded tiles kept by the server (the browser keeps its own)
@@ -134,12 +135,11 @@ def install_routes(app: Any, server: TileServer, prefix: str = ROUTE) -> None:
     """Add the tile routes to a running Gradio app (`demo.app`, after launch): GET
     `{prefix}/{key}/{version}/tiles.dzi` and `{prefix}/{key}/{version}/tiles_files/{level}/{col}_{row}.jpeg`
     (the Deep Zoom layout any DZI viewer reads). With logins on, they need one, exactly as the
-    page's own files do (Gradio's login check)."""
+    page's own files do (`auth.gradio_login_check`)."""
     from fastapi import Depends, HTTPException
     from fastapi.responses import Response
 
-    login = _login_check(app)
-    dependencies = [Depends(login)] if login is not None else []
+    dependencies = [Depends(gradio_login_check(app))]
 
     def dzi(key: str, version: str) -> Response:
         try:
@@ -160,17 +160,3 @@ def install_routes(app: Any, server: TileServer, prefix: str = ROUTE) -> None:
     app.add_api_route(prefix + "/{key}/{version}/tiles.dzi", dzi, methods=["GET"], dependencies=dependencies)
     app.add_api_route(prefix + "/{key}/{version}/tiles_files/{level:int}/{col:int}_{row:int}.{ext}", tile,
                       methods=["GET"], dependencies=dependencies)  # fmt: skip
-
-
-def _login_check(app: Any) -> Optional[Callable]:
-    """Gradio's login check: the dependency its own guarded routes (the page's config, its
-    files) carry, found on the app's routes; None for an app without logins. RuntimeError when
-    the app has logins but no such dependency is found (a Gradio that changed): tiles are never
-    served unguarded."""
-    for route in app.routes:
-        for dependency in getattr(route, "dependencies", ()):
-            if getattr(dependency.dependency, "__name__", "") == "login_check":
-                return dependency.dependency
-    if getattr(app, "auth", None) or getattr(app, "auth_dependency", None):
-        raise RuntimeError("this Gradio has logins but no login check to guard the tile routes with")
-    return None
